@@ -1,0 +1,140 @@
+"""The three request kinds every experiment needs, and the protocol a backend implements.
+
+Experiments emit requests; the engine hands batches of them to a backend. A backend declares the kinds it
+supports in `capabilities`; asking for another kind fails before any work starts (see `require`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from alignlab.errors import UnsupportedRequest
+
+Kind = Literal["score", "generate", "features"]
+
+
+@dataclass(frozen=True)
+class Chat:
+    """A conversation to be rendered with the model's own chat template.
+
+    `prefill` is text the assistant's turn starts with (e.g. "The answer is"); the model continues it.
+    """
+
+    messages: tuple[tuple[str, str], ...]  # (role, content), role in {"system", "user", "assistant"}
+    prefill: str = ""
+
+
+Prompt = str | Chat
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Log-probability of each continuation given the prompt (summed over the continuation's tokens)."""
+
+    prompt: Prompt
+    continuations: tuple[str, ...]
+    kind: Kind = field(default="score", init=False)
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """Sampled (temperature > 0) or greedy text. `seed` makes each request's sample reproducible alone."""
+
+    prompt: Prompt
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+    kind: Kind = field(default="generate", init=False)
+
+
+@dataclass(frozen=True)
+class FeaturesRequest:
+    """Hidden state of the last prompt token at `layer` (negative counts from the top)."""
+
+    prompt: Prompt
+    layer: int = -1
+    kind: Kind = field(default="features", init=False)
+
+
+Request = ScoreRequest | GenerateRequest | FeaturesRequest
+
+
+@dataclass
+class ScoreResult:
+    logprobs: list[float]  # one per continuation, natural log
+    num_tokens: list[int]  # tokens in each continuation
+
+
+@dataclass
+class GenerateResult:
+    text: str
+    finish_reason: str = "stop"  # "stop" | "length"
+
+
+@dataclass
+class FeaturesResult:
+    vector: list[float]
+
+
+Result = ScoreResult | GenerateResult | FeaturesResult
+
+
+def request_key(request: Request) -> str:
+    """A stable hash of everything that determines a request's answer (used by the response cache)."""
+    payload = json.dumps(_jsonable(request), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _jsonable(request: Request) -> dict:
+    data = asdict(request)
+    data["kind"] = request.kind
+    return data
+
+
+def result_to_json(result: Result) -> dict:
+    return asdict(result)
+
+
+def result_from_json(kind: Kind, data: dict) -> Result:
+    cls = {"score": ScoreResult, "generate": GenerateResult, "features": FeaturesResult}[kind]
+    return cls(**data)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the engine needs from a model.
+
+    Methods take a batch and return results in the same order. Backends that cannot batch loop inside.
+    """
+
+    spec: str
+    capabilities: frozenset[str]
+
+    def fingerprint(self) -> str:
+        """Identifies the weights and everything else that changes outputs (file sha256, revision, ...)."""
+        ...
+
+    def info(self) -> dict:
+        """Facts for the run's config: backend name, parameter count if known, versions."""
+        ...
+
+    def score(self, requests: list[ScoreRequest]) -> list[ScoreResult]: ...
+
+    def generate(self, requests: list[GenerateRequest]) -> list[GenerateResult]: ...
+
+    def features(self, requests: list[FeaturesRequest]) -> list[FeaturesResult]: ...
+
+
+def require(backend: Backend, kinds: set[str] | frozenset[str]) -> None:
+    """Fail before any work starts if the backend lacks a request kind the experiment needs."""
+    missing = sorted(set(kinds) - set(backend.capabilities))
+    if missing:
+        raise UnsupportedRequest(
+            f"model {backend.spec!r} does not support {', '.join(missing)} requests "
+            f"(it supports: {', '.join(sorted(backend.capabilities))})"
+        )

@@ -1,0 +1,432 @@
+"""transformers backend: a hub id, a local folder, or a GGUF file (converted once into a cached HF folder).
+
+Scoring runs each prompt once: one batched forward over the left-padded prompts gives the first token of
+every continuation, and the prompts' KV cache, repeated once per continuation, feeds the continuations'
+remaining tokens. lm-evaluation-harness instead runs prompt + continuation once per candidate; the
+log-probabilities are the same (tokenised the same way), the work is 1/k.
+
+Sampling draws per-request Gumbel noise from a generator seeded by the request, so a request's sample does
+not depend on which other requests share its batch (a resumed run samples the same text).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from alignlab.errors import AlignlabError
+from alignlab.models.base import (
+    Chat,
+    FeaturesRequest,
+    FeaturesResult,
+    GenerateRequest,
+    GenerateResult,
+    Prompt,
+    ScoreRequest,
+    ScoreResult,
+)
+from alignlab.models.bundled import sha256_file
+from alignlab.paths import cache_dir
+
+
+class HFBackend:
+    capabilities = frozenset({"score", "generate", "features"})
+
+    def __init__(
+        self,
+        spec: str,
+        target: str,
+        batch_size: int = 16,
+        dtype: str = "float32",
+        device: str | None = None,
+        **_ignored,
+    ) -> None:
+        self.spec = spec
+        self.target = target
+        self.batch_size = max(1, int(batch_size))
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        folder, self._fingerprint = _resolve_folder(target)
+        self.model, self.tokenizer = _load(folder, dtype, self.device)
+        self.model.eval()
+
+    # --- identity -------------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def info(self) -> dict:
+        import transformers
+
+        return {
+            "backend": "hf",
+            "target": self.target,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "device": self.device,
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+            "chat_template": bool(self.tokenizer.chat_template),
+        }
+
+    # --- prompts --------------------------------------------------------------------------------
+    def render(self, prompt: Prompt) -> str:
+        if isinstance(prompt, str):
+            return prompt
+        if not self.tokenizer.chat_template:
+            raise AlignlabError(f"model {self.spec!r} has no chat template: use --format raw")
+        messages = [{"role": role, "content": text} for role, text in prompt.messages]
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text + prompt.prefill
+
+    def encode(self, text: str) -> list[int]:
+        # Chat templates already hold the special tokens they want; a raw prompt gets what the
+        # tokenizer adds by itself (BOS for Gemma, nothing for SmolLM2's GGUF tokenizer).
+        return self.tokenizer(text, add_special_tokens=True)["input_ids"]
+
+    def _split(self, prompt: str, continuation: str) -> tuple[list[int], list[int]]:
+        """Context and continuation tokens, split as lm-evaluation-harness does (whole text, then cut)."""
+        spaces = len(prompt) - len(prompt.rstrip())
+        if spaces:
+            prompt, continuation = prompt[:-spaces], prompt[-spaces:] + continuation
+        context = self.encode(prompt)
+        whole = self.encode(prompt + continuation)
+        return context, whole[len(context) :]
+
+    # --- score ----------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def score(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
+        results: list[ScoreResult] = []
+        for start in range(0, len(requests), self.batch_size):
+            results.extend(self._score_batch(requests[start : start + self.batch_size]))
+        return results
+
+    def _score_batch(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
+        contexts: list[list[int]] = []
+        conts: list[list[list[int]]] = []
+        for request in requests:
+            text = self.render(request.prompt)
+            pairs = [self._split(text, c) for c in request.continuations]
+            # The same continuation split can shorten the context (trailing spaces); use the shortest.
+            context = min((p[0] for p in pairs), key=len)
+            contexts.append(context)
+            conts.append([(ctx[len(context) :] + cont) for ctx, cont in pairs])
+        for i, request_conts in enumerate(conts):
+            if any(not c for c in request_conts) or not contexts[i]:
+                raise AlignlabError("cannot score an empty prompt or an empty continuation")
+
+        # Phase 1: every prompt once, left-padded, keeping the KV cache.
+        ids, mask = _left_pad(contexts, self._pad_id())
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+
+        # Phase 2: the rest of each continuation, on the prompt's cache repeated once per continuation.
+        owner = [i for i, rc in enumerate(conts) for _ in rc]
+        flat = [c for rc in conts for c in rc]
+        totals = [first[owner[j], flat[j][0]].item() for j in range(len(flat))]
+        rest = [c[:-1] for c in flat]  # inputs that predict tokens 1..m-1
+        if any(len(c) > 1 for c in flat):
+            cache = out.past_key_values
+            cache.batch_select_indices(torch.tensor(owner, device=self.device))
+            width = max(len(r) for r in rest)
+            step_ids = torch.full((len(flat), width), self._pad_id(), dtype=torch.long)
+            step_mask = torch.zeros((len(flat), width), dtype=torch.long)
+            for j, r in enumerate(rest):
+                step_ids[j, : len(r)] = torch.tensor(r)
+                step_mask[j, : len(r)] = 1
+            step_ids, step_mask = step_ids.to(self.device), step_mask.to(self.device)
+            prompt_len = mask.sum(-1)[owner]
+            step_pos = prompt_len[:, None] + torch.arange(width, device=self.device)[None, :]
+            full_mask = torch.cat([mask[owner], step_mask], dim=1)
+            out2 = self.model(
+                input_ids=step_ids,
+                attention_mask=full_mask,
+                position_ids=step_pos,
+                past_key_values=cache,
+                use_cache=True,
+            )
+            logp = torch.log_softmax(out2.logits.float(), dim=-1)
+            for j, c in enumerate(flat):
+                for k in range(1, len(c)):
+                    totals[j] += logp[j, k - 1, c[k]].item()
+        results = []
+        cursor = 0
+        for rc in conts:
+            results.append(
+                ScoreResult(
+                    logprobs=totals[cursor : cursor + len(rc)],
+                    num_tokens=[len(c) for c in rc],
+                )
+            )
+            cursor += len(rc)
+        return results
+
+    @torch.inference_mode()
+    def token_logprobs(self, text: str) -> list[tuple[str, float | None]]:
+        """Each token of `text` with its log-probability given the tokens before it (None for the first)."""
+        ids = self.encode(text)
+        if not ids:
+            return []
+        out = self.model(input_ids=torch.tensor([ids], device=self.device))
+        logp = torch.log_softmax(out.logits[0].float(), dim=-1)
+        pieces = _token_pieces(self.tokenizer, ids)
+        values: list[float | None] = [None]
+        values += [logp[i - 1, ids[i]].item() for i in range(1, len(ids))]
+        return list(zip(pieces, values, strict=True))
+
+    # --- generate -------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def generate(self, requests: list[GenerateRequest]) -> list[GenerateResult]:
+        results: list[GenerateResult | None] = [None] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault((r.max_tokens, r.temperature, r.top_p), []).append(i)
+        for (max_tokens, temperature, top_p), members in groups.items():
+            for start in range(0, len(members), self.batch_size):
+                chunk = members[start : start + self.batch_size]
+                batch = [requests[i] for i in chunk]
+                for i, res in zip(
+                    chunk, self._generate_batch(batch, max_tokens, temperature, top_p), strict=True
+                ):
+                    results[i] = res
+        return results  # type: ignore[return-value]
+
+    def _generate_batch(
+        self, requests: list[GenerateRequest], max_tokens: int, temperature: float, top_p: float
+    ) -> list[GenerateResult]:
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        contexts = [self.encode(self.render(r.prompt)) for r in requests]
+        ids, mask = _left_pad(contexts, self._pad_id())
+        stops = sorted({s for r in requests for s in r.stop})
+        kwargs: dict = {
+            "max_new_tokens": max_tokens,
+            "do_sample": False,
+            "pad_token_id": self._pad_id(),
+            "attention_mask": mask.to(self.device),
+        }
+        if temperature > 0:
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [SeededSampler([r.seed for r in requests], temperature, top_p)]
+            )
+        if stops:
+            # transformers' own stop_strings preprocesses the whole vocabulary on every call (~20 s for
+            # SmolLM2's 49k tokens); decoding each row's tail is cheap.
+            kwargs["stopping_criteria"] = StoppingCriteriaList(
+                [StopOnStrings(self.tokenizer, stops, ids.shape[1])]
+            )
+        generation_config = self.model.generation_config
+        generation_config.temperature, generation_config.top_p, generation_config.top_k = None, None, None
+        out = self.model.generate(ids.to(self.device), generation_config=generation_config, **kwargs)
+        results = []
+        eos = set(_as_list(self.model.generation_config.eos_token_id)) | {self.tokenizer.eos_token_id}
+        for row, request in zip(out[:, ids.shape[1] :].tolist(), requests, strict=True):
+            tokens = []
+            finish = "length"
+            for t in row:
+                if t in eos:
+                    finish = "stop"
+                    break
+                tokens.append(t)
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            cut = _cut_at_stop(text, request.stop)
+            if cut is not None:
+                text, finish = cut, "stop"
+            results.append(GenerateResult(text=text, finish_reason=finish))
+        return results
+
+    # --- features -------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def features(self, requests: list[FeaturesRequest]) -> list[FeaturesResult]:
+        results = []
+        for r in requests:
+            ids = torch.tensor([self.encode(self.render(r.prompt))], device=self.device)
+            out = self.model(input_ids=ids, output_hidden_states=True)
+            layers = out.hidden_states
+            if not -len(layers) <= r.layer < len(layers):
+                raise AlignlabError(
+                    f"layer {r.layer} out of range: model has {len(layers)} hidden-state layers"
+                )
+            results.append(FeaturesResult(vector=layers[r.layer][0, -1].float().tolist()))
+        return results
+
+    def _pad_id(self) -> int:
+        tok = self.tokenizer
+        for candidate in (tok.pad_token_id, tok.eos_token_id, 0):
+            if candidate is not None:
+                return int(candidate)
+        return 0
+
+
+class SeededSampler:
+    """Turns greedy decoding into sampling: argmax(logits/T + Gumbel noise) is a draw from softmax(logits/T).
+
+    Each row's noise comes from its own generator, so a row's sample depends only on its own seed.
+    """
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float) -> None:
+        self.generators = [torch.Generator().manual_seed(int(s) % (2**63)) for s in seeds]
+        self.temperature = temperature
+        self.top_p = top_p
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        scores = scores.float() / self.temperature
+        if self.top_p < 1.0:
+            sorted_scores, order = scores.sort(dim=-1, descending=True)
+            cumulative = sorted_scores.softmax(-1).cumsum(-1)
+            drop_sorted = (
+                cumulative - sorted_scores.softmax(-1) >= self.top_p
+            )  # keep the token crossing top_p
+            drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+            scores = scores.masked_fill(drop, float("-inf"))
+        noise = torch.stack(
+            [
+                -torch.log(-torch.log(torch.rand(scores.shape[-1], generator=g).clamp_min(1e-20)))
+                for g in self.generators
+            ]
+        ).to(scores.device)
+        return scores + noise
+
+
+class StopOnStrings:
+    """Stops a row once its generated text contains a stop string (checked on the decoded tail)."""
+
+    def __init__(self, tokenizer, stops: list[str], prompt_len: int, tail_tokens: int = 16) -> None:
+        self.tokenizer = tokenizer
+        self.stops = stops
+        self.prompt_len = prompt_len
+        self.tail = tail_tokens + max(len(s) for s in stops)  # a token holds at least one character
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        generated = input_ids[:, self.prompt_len :][:, -self.tail :].tolist()
+        done = [any(s in self.tokenizer.decode(row) for s in self.stops) for row in generated]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def _cut_at_stop(text: str, stops: tuple[str, ...]) -> str | None:
+    positions = [text.find(s) for s in stops if s and s in text]
+    return text[: min(positions)] if positions else None
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _left_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s) :] = torch.tensor(s)
+        mask[i, width - len(s) :] = 1
+    return ids, mask
+
+
+def _token_pieces(tokenizer, ids: list[int]) -> list[str]:
+    """Token texts whose concatenation is the decoded text (decoding prefixes handles multi-byte pieces)."""
+    pieces, previous = [], ""
+    for i in range(1, len(ids) + 1):
+        text = tokenizer.decode(ids[:i])
+        pieces.append(text[len(previous) :])
+        previous = text
+    return pieces
+
+
+# --- loading ------------------------------------------------------------------------------------
+def _resolve_folder(target: str) -> tuple[str, str]:
+    """(folder or hub id to load, fingerprint)."""
+    path = Path(target).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise AlignlabError(f"model file not found: {path}")
+        digest = _file_digest(path)
+        return str(_converted_from_gguf(path, digest)), f"gguf-sha256:{digest}"
+    if path.is_dir():
+        return str(path), f"hf-folder:{_folder_digest(path)}"
+    if target.startswith((".", "/", "~")):
+        raise AlignlabError(f"model path not found: {target}")
+    return target, f"hf-hub:{target}@{_hub_revision(target)}"
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a file, remembered by (path, size, mtime) so a 500 MB file is hashed once."""
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
+    memo = cache_dir() / "digests" / key
+    if memo.is_file():
+        return memo.read_text().strip()
+    digest = sha256_file(path)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    memo.write_text(digest)
+    return digest
+
+
+def _folder_digest(folder: Path) -> str:
+    parts = []
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and f.suffix in {".json", ".safetensors", ".bin", ".model", ".txt", ".jinja"}:
+            parts.append(f"{f.name}:{_file_digest(f)}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _hub_revision(hub_id: str) -> str:
+    try:
+        from huggingface_hub import model_info
+
+        return model_info(hub_id).sha or "unknown"
+    except Exception:
+        return "unknown"  # offline: the id alone identifies it as well as we can
+
+
+def _converted_from_gguf(path: Path, digest: str) -> Path:
+    """Dequantize a GGUF into a normal HF folder once (tokenizer conversion alone takes ~15 s)."""
+    folder = cache_dir() / "hf-from-gguf" / digest[:24]
+    if (folder / "config.json").is_file():
+        return folder
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path.parent), gguf_file=path.name, dtype=torch.float32
+        )
+    except Exception as exc:  # transformers raises many kinds for unsupported architectures
+        raise AlignlabError(f"transformers cannot load GGUF {path}: {exc}".splitlines()[0]) from exc
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.is_quantized = False
+    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "alignlab-source.json").write_text(json.dumps({"gguf": str(path), "sha256": digest}))
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _load(folder: str, dtype: str, device: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))
+    except OSError as exc:
+        raise AlignlabError(f"cannot load model {folder!r}: {str(exc).splitlines()[0]}") from exc
+    return model.to(device), tokenizer
+
+
+__all__ = ["HFBackend", "Chat"]

@@ -1,0 +1,521 @@
+"""Any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, OpenAI) as a backend: `openai:MODEL@URL`.
+
+Scoring needs prompt logprobs: POST {base}/completions with the prompt and continuation as one text,
+`echo: true, logprobs: 1, max_tokens: 0` (1 where the server rejects 0, as vLLM does; the generated token
+is then dropped). The continuation's tokens are the echoed tokens at or after the prompt's length (by
+`text_offset`); where the offsets do not add up to the text (a BOS string or split multi-byte characters
+in the token texts) the prompt alone is echoed as well and its tokens are matched against the full text's.
+vLLM gives prompt logprobs; llama.cpp server and Ollama do not, and scoring against them fails clearly.
+Chat endpoints give no prompt logprobs, so scoring a `Chat` prompt is refused: use `--format raw`.
+
+Generation: a text prompt goes to /completions, a `Chat` to /chat/completions. A chat's prefill is sent as
+a final assistant message with `continue_final_message: true, add_generation_prompt: false`, a vLLM
+extension (`alignlab serve` honours it too); servers without it may start a new assistant turn instead.
+
+Requests run concurrently (asyncio + httpx, at most `max_concurrency` in flight) and are retried with
+exponential backoff and jitter on 429, 408, 5xx, connect errors and timeouts, honouring Retry-After.
+`max_retries` counts retries after the first try. The API key (argument or OPENAI_API_KEY) is sent as a
+bearer token and never appears in errors, repr, info() or fingerprint().
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import email.utils
+import hashlib
+import json
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from alignlab.errors import AlignlabError, UnsupportedRequest
+from alignlab.models.base import (
+    Chat,
+    FeaturesRequest,
+    FeaturesResult,
+    GenerateRequest,
+    GenerateResult,
+    ScoreRequest,
+    ScoreResult,
+)
+
+_RETRY_STATUSES = frozenset({408, 429}) | (frozenset(range(500, 600)) - {501, 505})
+_MAX_RETRY_AFTER = 300.0  # seconds; a longer Retry-After is capped
+
+
+class _Secret:
+    """Holds the API key; prints as *** so it cannot leak through repr() or vars()."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str | None) -> None:
+        self.value = value or None
+
+    def __repr__(self) -> str:
+        return "***" if self.value else "None"
+
+
+class _HTTPStatusError(AlignlabError):
+    """A final, non-retried HTTP error status from the server."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _public_url(url: str) -> str:
+    """`url` without user:password@ (credentials never go into messages or fingerprints)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
+
+
+def _run_sync(make: Callable[[], Awaitable[Any]]) -> Any:
+    """Run a coroutine to completion from sync code, also when called inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+class OpenAIBackend:
+    """A model behind an OpenAI-compatible HTTP API. The constructor does no network I/O; `check()` does."""
+
+    capabilities = frozenset({"score", "generate"})
+
+    def __init__(
+        self,
+        spec: str,
+        model: str,
+        base_url: str,
+        max_concurrency: int = 8,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        api_key: str | None = None,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        **ignored: Any,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise AlignlabError(
+                f"bad server URL {_public_url(base_url)!r} in spec {spec!r}: expected http(s)://"
+            )
+        if int(max_concurrency) < 1:
+            raise AlignlabError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        if int(max_retries) < 0:
+            raise AlignlabError(f"max_retries must be at least 0, got {max_retries}")
+        self.spec = spec
+        self.model = model
+        self._base = base_url.rstrip("/")
+        self.base_url = _public_url(self._base)
+        self.max_concurrency = int(max_concurrency)
+        self.timeout = float(timeout)
+        self.max_retries = int(max_retries)
+        self.backoff = float(backoff)
+        self.max_backoff = float(max_backoff)
+        self._key = _Secret(api_key if api_key is not None else os.environ.get("OPENAI_API_KEY"))
+        self._model_card: dict | None = None
+        self._checked = False
+        self._score_max_tokens = 0  # becomes 1 once the server rejects max_tokens=0
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(spec={self.spec!r}, model={self.model!r}, base_url={self.base_url!r})"
+
+    # ---- Backend protocol -------------------------------------------------------------------------
+
+    def fingerprint(self) -> str:
+        card = self._card()
+        # `created` is left out: vLLM reports the time of the /models request there, not of the weights.
+        facts = {
+            "base_url": self.base_url,
+            "model": self.model,
+            **{key: card[key] for key in ("owned_by", "root", "alignlab_fingerprint") if key in card},
+        }
+        return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+
+    def info(self) -> dict:
+        return {"backend": "openai", "model": self.model, "base_url": self.base_url}
+
+    def score(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
+        for request in requests:
+            if isinstance(request.prompt, Chat):
+                raise UnsupportedRequest(
+                    f"model {self.spec!r} cannot score chat prompts: OpenAI-compatible chat endpoints "
+                    "give no prompt logprobs (use --format raw)"
+                )
+        if not requests:
+            return []
+        self.check()
+        return _run_sync(lambda: self._score_all(requests))
+
+    def generate(self, requests: list[GenerateRequest]) -> list[GenerateResult]:
+        if not requests:
+            return []
+        self.check()
+        return _run_sync(lambda: self._gather(self._generate_one, requests))
+
+    def features(self, requests: list[FeaturesRequest]) -> list[FeaturesResult]:
+        raise UnsupportedRequest(
+            f"model {self.spec!r} does not support features requests (an HTTP API gives no hidden states)"
+        )
+
+    def check(self) -> None:
+        """Fail early, in one line, if the server is unreachable or does not serve the model.
+
+        GET {base}/models once; servers without that endpoint (404/405) pass unchecked.
+        """
+        if self._checked:
+            return
+        self._model_card = _run_sync(self._fetch_card)
+        self._checked = True
+
+    # ---- HTTP ---------------------------------------------------------------------------------------
+
+    def _card(self) -> dict:
+        self.check()
+        return self._model_card or {}
+
+    async def _fetch_card(self) -> dict:
+        async with self._client() as client:
+            try:
+                data = await self._request(client, "GET", "/models", None, retry_connect=False)
+            except _HTTPStatusError as exc:
+                if exc.status in (404, 405):
+                    return {}
+                raise
+        entries = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            return {}
+        ids = [entry.get("id") for entry in entries if isinstance(entry, dict)]
+        for entry in entries:
+            if isinstance(entry, dict) and entry.get("id") == self.model:
+                return entry
+        if ids:
+            served = ", ".join(repr(i) for i in ids[:10]) + (", ..." if len(ids) > 10 else "")
+            raise AlignlabError(
+                f"server at {self.base_url} does not serve model {self.model!r} (it serves: {served})"
+            )
+        return {}
+
+    def _client(self) -> httpx.AsyncClient:
+        headers = {"Content-Type": "application/json"}
+        if self._key.value:
+            headers["Authorization"] = f"Bearer {self._key.value}"
+        limits = httpx.Limits(
+            max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency
+        )
+        return httpx.AsyncClient(headers=headers, timeout=self.timeout, limits=limits)
+
+    def _scrub(self, text: str) -> str:
+        if self._key.value:
+            text = text.replace(self._key.value, "***")
+        return text
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        if response is not None:
+            after = _retry_after(response.headers.get("retry-after"))
+            if after is not None:
+                return after
+        base = min(self.max_backoff, self.backoff * 2**attempt)
+        return base * (0.5 + random.random() / 2)  # jitter: half to full
+
+    async def _request(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        path: str,
+        body: dict | None,
+        *,
+        semaphore: asyncio.Semaphore | None = None,
+        retry_connect: bool = True,
+    ) -> Any:
+        """JSON answer of one call, retried on transient failures; AlignlabError (one line) otherwise."""
+        url = self._base + path
+        shown = self.base_url + path
+        tries = self.max_retries + 1
+        for attempt in range(tries):
+            response = None
+            failure = ""
+            try:
+                if semaphore is None:
+                    response = await client.request(method, url, json=body)
+                else:
+                    async with semaphore:
+                        response = await client.request(method, url, json=body)
+            except httpx.ConnectError as exc:
+                if not retry_connect:
+                    raise AlignlabError(
+                        f"cannot reach server at {shown}: {self._reason(exc)} (is it running?)"
+                    ) from None
+                failure = f"cannot reach server at {shown} after {tries} tries ({self._reason(exc)})"
+            except httpx.TimeoutException:
+                failure = f"server at {shown} did not answer within {self.timeout:g}s after {tries} tries"
+            except httpx.TransportError as exc:
+                failure = f"connection to server at {shown} failed after {tries} tries ({self._reason(exc)})"
+            else:
+                if response.status_code < 400:
+                    try:
+                        return response.json()
+                    except ValueError:
+                        raise AlignlabError(
+                            f"server at {shown} answered {response.status_code} with a body that is not JSON"
+                        ) from None
+                message = self._error_message(response)
+                if response.status_code not in _RETRY_STATUSES:
+                    hint = " (check OPENAI_API_KEY)" if response.status_code in (401, 403) else ""
+                    raise _HTTPStatusError(
+                        f"server at {shown} answered {response.status_code}{hint}: {message}",
+                        response.status_code,
+                    )
+                failure = f"server at {shown} answered {response.status_code} after {tries} tries: {message}"
+            if attempt + 1 < tries:
+                await asyncio.sleep(self._delay(attempt, response))
+        raise AlignlabError(failure.rstrip(": "))
+
+    def _reason(self, exc: Exception) -> str:
+        return self._scrub(_one_line(str(exc) or type(exc).__name__, 120))
+
+    def _error_message(self, response: httpx.Response) -> str:
+        try:
+            data = response.json()
+        except ValueError:
+            return self._scrub(_one_line(response.text or response.reason_phrase or ""))
+        message = data
+        if isinstance(data, dict):
+            error = data.get("error", data)
+            message = error.get("message", error) if isinstance(error, dict) else error
+        return self._scrub(_one_line(message if isinstance(message, str) else json.dumps(message)))
+
+    async def _gather(self, one, items: list) -> list:
+        semaphore = asyncio.Semaphore(self.max_concurrency)
+        async with self._client() as client:
+            return list(await asyncio.gather(*(one(client, semaphore, item) for item in items)))
+
+    # ---- generate -----------------------------------------------------------------------------------
+
+    async def _generate_one(
+        self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, request: GenerateRequest
+    ) -> GenerateResult:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "seed": request.seed,
+        }
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if isinstance(request.prompt, Chat):
+            messages = [{"role": role, "content": content} for role, content in request.prompt.messages]
+            if request.prompt.prefill:
+                messages.append({"role": "assistant", "content": request.prompt.prefill})
+                body["continue_final_message"] = True  # vLLM extension: continue the prefill
+                body["add_generation_prompt"] = False
+            body["messages"] = messages
+            path = "/chat/completions"
+        else:
+            body["prompt"] = request.prompt
+            path = "/completions"
+        data = await self._request(client, "POST", path, body, semaphore=semaphore)
+        choice = self._first_choice(data, path)
+        if path == "/chat/completions":
+            message = choice.get("message")
+            text = message.get("content") if isinstance(message, dict) else None
+        else:
+            text = choice.get("text")
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            raise AlignlabError(
+                f"server at {self.base_url}{path} gave an unexpected answer: text is not a string"
+            )
+        finish = "length" if choice.get("finish_reason") == "length" else "stop"
+        return GenerateResult(text=text, finish_reason=finish)
+
+    def _first_choice(self, data: Any, path: str) -> dict:
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise AlignlabError(f"server at {self.base_url}{path} gave an unexpected answer: no choices")
+        return choices[0]
+
+    # ---- score --------------------------------------------------------------------------------------
+
+    async def _score_all(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
+        semaphore = asyncio.Semaphore(self.max_concurrency)
+        prompt_echoes: dict[str, asyncio.Task] = {}
+        async with self._client() as client:
+
+            def echo_prompt(prompt: str) -> asyncio.Task:
+                if prompt not in prompt_echoes:
+                    prompt_echoes[prompt] = asyncio.ensure_future(self._echo(client, semaphore, prompt))
+                return prompt_echoes[prompt]
+
+            pairs = [(r.prompt, c) for r in requests for c in r.continuations]
+            scored = await asyncio.gather(
+                *(self._score_one(client, semaphore, p, c, echo_prompt) for p, c in pairs)
+            )
+        results, i = [], 0
+        for request in requests:
+            part = scored[i : i + len(request.continuations)]
+            i += len(request.continuations)
+            results.append(ScoreResult(logprobs=[lp for lp, _ in part], num_tokens=[n for _, n in part]))
+        return results
+
+    async def _echo(
+        self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, text: str
+    ) -> list[tuple[str, float | None, int]]:
+        """(token, logprob, text_offset) of each echoed token of `text`, generated tokens dropped."""
+        while True:
+            max_tokens = self._score_max_tokens
+            body = {
+                "model": self.model,
+                "prompt": text,
+                "max_tokens": max_tokens,
+                "echo": True,
+                "logprobs": 1,
+                "temperature": 0.0,
+            }
+            try:
+                data = await self._request(client, "POST", "/completions", body, semaphore=semaphore)
+                break
+            except _HTTPStatusError as exc:
+                if max_tokens != 0 or exc.status not in (400, 422):
+                    raise
+                self._score_max_tokens = 1  # vLLM: "max_tokens must be at least 1"; drop the extra token
+        no_logprobs = AlignlabError(
+            f"server at {self.base_url}/completions gives no prompt logprobs (echo with logprobs), "
+            "so it cannot score; use a server that does (e.g. vLLM or `alignlab serve`)"
+        )
+        choice = self._first_choice(data, "/completions")
+        echoed_text = choice.get("text")
+        if isinstance(echoed_text, str) and text not in echoed_text:
+            raise no_logprobs  # echo was ignored (llama.cpp server gives the generated token only)
+        logprobs = choice.get("logprobs")
+        if not isinstance(logprobs, dict):
+            raise no_logprobs
+        tokens = logprobs.get("tokens")
+        values = logprobs.get("token_logprobs")
+        offsets = logprobs.get("text_offset")
+        if not (isinstance(tokens, list) and isinstance(values, list) and isinstance(offsets, list)):
+            raise no_logprobs
+        if not len(tokens) == len(values) == len(offsets):
+            raise AlignlabError(
+                f"server at {self.base_url}/completions gave an unexpected answer: "
+                "tokens, token_logprobs and text_offset differ in length"
+            )
+        generated = 0
+        if max_tokens:
+            usage = data.get("usage") if isinstance(data, dict) else None
+            count = usage.get("completion_tokens") if isinstance(usage, dict) else None
+            generated = count if isinstance(count, int) and 0 <= count <= max_tokens else max_tokens
+        kept = len(tokens) - generated
+        if kept <= 0 or (kept > 1 and all(v is None for v in values[:kept])):
+            raise no_logprobs
+        return [
+            (str(t), None if v is None else float(v), int(o))
+            for t, v, o in zip(tokens, values, offsets, strict=True)
+        ][:kept]
+
+    async def _score_one(
+        self, client, semaphore, prompt: str, continuation: str, echo_prompt
+    ) -> tuple[float, int]:
+        if not continuation:
+            return 0.0, 0
+        full = prompt + continuation
+        # Trailing whitespace of the prompt belongs to the continuation, as in lm-evaluation-harness and
+        # the hf backend: "Answer: " + "Paris" is scored as "Answer:" + " Paris".
+        prompt, continuation = prompt.rstrip(), full[len(prompt.rstrip()) :]
+        echoed = await self._echo(client, semaphore, full)
+        if len(echoed) < 1:
+            raise AlignlabError(f"server at {self.base_url}/completions echoed no tokens for {full[:40]!r}")
+        tail = _split_by_offsets(echoed, full, len(prompt))
+        if tail is None:  # offsets do not add up to the text: match the prompt's own tokens instead
+            if prompt:
+                head = await echo_prompt(prompt)
+                head_tokens = [t for t, _, _ in head]
+                if [t for t, _, _ in echoed[: len(head)]] != head_tokens:
+                    raise _boundary_error(prompt, continuation)
+                tail = echoed[len(head) :]
+            else:
+                tail = _drop_bos(echoed, full)
+        if not tail:
+            raise _boundary_error(prompt, continuation)
+        values = [v for _, v, _ in tail]
+        if any(v is None for v in values):
+            raise AlignlabError(
+                f"server at {self.base_url}/completions gives no logprob for the first token of "
+                f"{continuation[:40]!r}: scoring needs a non-empty prompt"
+            )
+        return float(sum(values)), len(values)
+
+
+def _drop_bos(echoed: list, full: str) -> list:
+    """Without a leading special token (null logprob, text empty or not part of the text), if any."""
+    if echoed and echoed[0][1] is None and (not echoed[0][0] or not full.startswith(echoed[0][0])):
+        return echoed[1:]
+    return echoed
+
+
+def _split_by_offsets(echoed: list, full: str, boundary: int) -> list | None:
+    """Tokens at or after `boundary` by text_offset, or None when the offsets cannot be trusted.
+
+    Offsets are trusted when, after discounting a leading special token's text (vLLM counts e.g. "<s>"),
+    they start at 0, never decrease, and the last token ends exactly at the end of the text.
+    """
+    rest = _drop_bos(echoed, full)
+    shift = 0
+    if len(rest) < len(echoed):
+        first = echoed[0]
+        shift = (rest[0][2] - first[2]) if rest else 0
+    if not rest:
+        return None
+    starts = [offset - shift for _, _, offset in rest]
+    if starts[0] != 0 or any(b < a for a, b in zip(starts, starts[1:], strict=False)):
+        return None
+    if starts[-1] + len(rest[-1][0]) != len(full):
+        return None
+    if boundary > 0 and boundary not in starts:
+        prompt, continuation = full[:boundary], full[boundary:]
+        raise _boundary_error(prompt, continuation)
+    return [token for token, start in zip(rest, starts, strict=True) if start >= boundary]
+
+
+def _boundary_error(prompt: str, continuation: str) -> AlignlabError:
+    return AlignlabError(
+        f"continuation {continuation[:40]!r} does not start on a token boundary after prompt ending "
+        f"{prompt[-40:]!r}: the server's tokenizer merges text across them, so its logprob cannot be "
+        "isolated (end the prompt before the whitespace, and start the continuation with it)"
+    )

@@ -1,0 +1,107 @@
+"""A run's folder: config.json (what to repeat it), samples.jsonl (one line per sample), metrics.json, plots.
+
+A folder belongs to one run identity (experiment, model fingerprint, data, settings). Running the same
+command again resumes it; a different run in the same folder is refused rather than mixed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from alignlab.engine.samples import SampleLog
+from alignlab.errors import AlignlabError
+
+CONFIG = "config.json"
+SAMPLES = "samples.jsonl"
+METRICS = "metrics.json"
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in ("alignlab", "torch", "transformers", "numpy", "llama_cpp_python", "httpx"):
+        try:
+            found[name] = metadata.version(name.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def identity_hash(identity: dict) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Write to a temporary file, then rename: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(
+            json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
+        )
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise AlignlabError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+class RunFolder:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path).expanduser()
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    def open(self, identity: dict, extra: dict) -> tuple[SampleLog, bool]:
+        """Start or resume the run; returns (sample log, resumed?)."""
+        config_hash = identity_hash(identity)
+        resumed = False
+        if self.config_path.is_file():
+            try:
+                existing = json.loads(self.config_path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise AlignlabError(f"{self.config_path}: unreadable run config ({exc})") from exc
+            if existing.get("config_hash") != config_hash:
+                diff = [k for k in identity if existing.get("identity", {}).get(k) != identity[k]]
+                raise AlignlabError(
+                    f"{self.path} holds a different run (differs in: {', '.join(diff) or 'config'}); "
+                    "choose another --out or delete the folder"
+                )
+            resumed = True
+        elif (self.path / SAMPLES).exists():
+            raise AlignlabError(f"{self.path} has samples but no {CONFIG}; choose another --out")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AlignlabError(f"cannot create run folder {self.path}: {exc.strerror or exc}") from exc
+        # A resumed run's old metrics would describe fewer samples than the finished run: drop them now.
+        self.metrics_path.unlink(missing_ok=True)
+        config = {
+            "config_hash": config_hash,
+            "identity": identity,
+            **extra,
+            "versions": versions(),
+            "command": sys.argv,
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        if resumed:
+            previous = json.loads(self.config_path.read_text(encoding="utf-8"))
+            config["started"] = previous.get("started", config["started"])
+            config["resumed"] = previous.get("resumed", []) + [
+                datetime.now(UTC).isoformat(timespec="seconds")
+            ]
+        write_json_atomic(self.config_path, config)
+        return SampleLog(self.path / SAMPLES), resumed
+
+    def finish(self, metrics: dict) -> None:
+        write_json_atomic(self.metrics_path, metrics)
