@@ -72,12 +72,26 @@ def _add_eval(sub) -> None:
         "--data-dir", default=None, help="datasets laid out as upstream (default: $ALIGNLAB_DATA_DIR)"
     )
     p.add_argument("--download", action="store_true", help="download missing data files (checksums pinned)")
+    p.add_argument(
+        "--data-file",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="your own BBQ-format jsonl file instead of the pinned ones (repeatable)",
+    )
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-concurrency", type=int, default=8, help="requests in flight (HTTP backends)")
     p.add_argument("--cot-temperature", type=float, default=1.0)
     p.add_argument("--cot-max-tokens", type=int, default=256)
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="response cache (SQLite; default: ~/.cache/alignlab/responses.sqlite)",
+    )
     p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run_eval_bbq)
@@ -95,6 +109,8 @@ def _run_eval_bbq(args) -> int:
             conditions=conditions,
             limit=args.limit,
             data_dir=args.data_dir,
+            data_files=args.data_file,
+            cache_path=args.cache,
             download=args.download,
             prompt_format=args.prompt_format,
             seed=args.seed,

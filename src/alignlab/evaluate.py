@@ -28,12 +28,14 @@ class EvalOptions:
     conditions: tuple[str, ...] = bbq.CONDITIONS
     limit: int | None = None
     data_dir: str | None = None
+    data_files: list[str] | None = None
     download: bool = False
     prompt_format: str = "raw"
     seed: int = 1234
     batch_size: int = 16
     max_concurrency: int = 8
     use_cache: bool = True
+    cache_path: Path | None = None
     progress: bool = True
     cot_temperature: float = 1.0
     cot_max_tokens: int = bbq.COT_MAX_TOKENS
@@ -63,9 +65,9 @@ def run_bbq(opts: EvalOptions) -> EvalResult:
     )
     if opts.prompt_format not in ("raw", "chat"):
         raise AlignlabError(f"unknown prompt format {opts.prompt_format!r}: choose raw or chat")
-    data_dir = registry.data_dir(opts.data_dir)
+    data_dir = None if opts.data_files else registry.data_dir(opts.data_dir)
     items, files, warnings = bbq.load_items(
-        data_dir, download=opts.download, limit=opts.limit, seed=opts.seed
+        data_dir, download=opts.download, limit=opts.limit, seed=opts.seed, files=opts.data_files
     )
 
     backend = load_model(
@@ -109,7 +111,7 @@ def run_bbq(opts: EvalOptions) -> EvalResult:
     if resumed:
         log.info("resuming %s: %d samples done, %d to go", opts.out, len(done), len(tasks))
 
-    cache = ResponseCache(cache_dir() / "responses.sqlite") if opts.use_cache else None
+    cache = ResponseCache(opts.cache_path or cache_dir() / "responses.sqlite") if opts.use_cache else None
     engine = Engine(
         backend,
         cache=cache,
@@ -149,7 +151,8 @@ def _complete_samples(samples_log, items, conditions) -> list[dict]:
         missing = len(expected - seen)
         extra = len(seen - expected)
         raise AlignlabError(f"{samples_log.path}: {missing} samples missing, {extra} unexpected")
-    return samples
+    # File order depends on batching and on resumes; the bootstrap must not.
+    return sorted(samples, key=lambda s: (s["condition"], s["category"], s["example_id"]))
 
 
 def _plot(metrics: dict, folder: Path) -> list[Path]:

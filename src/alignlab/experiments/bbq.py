@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -75,15 +76,36 @@ def question_text(item: bbq_data.BBQItem, condition: str) -> str:
     return text
 
 
-def load_items(data_dir, download: bool = False, limit: int | None = None, seed: int = 1234):
-    """(items, data files with checksums, warnings). `limit` takes the first N of a seeded shuffle."""
+def load_items(
+    data_dir,
+    download: bool = False,
+    limit: int | None = None,
+    seed: int = 1234,
+    files: list[str] | None = None,
+):
+    """(items, data files with checksums, warnings). `limit` takes the first N of a seeded shuffle.
+
+    `files` replaces the registry's pinned files with the user's own BBQ-format jsonl files.
+    """
+    if files:
+        paths = [Path(f).expanduser() for f in files]
+        for path in paths:
+            if not path.is_file():
+                raise AlignlabError(f"data file not found: {path}")
+        items = bbq_data.load_bbq(paths)
+        checksums = [{"path": str(p), "checksum": f"sha256:{registry.sha256_file(p)}"} for p in paths]
+        return _take(items, limit, seed), checksums, []
     located = registry.locate("bbq", data_dir, download=download)
     items = bbq_data.load_bbq(list(located))
+    files = [{"path": f.path, "checksum": f.pinned} for f in located.found]
+    return _take(items, limit, seed), files, list(located.warnings)
+
+
+def _take(items: list, limit: int | None, seed: int) -> list:
     if limit is not None and limit < len(items):
         order = np.random.default_rng(seed).permutation(len(items))
         items = [items[i] for i in sorted(order[:limit])]
-    files = [{"path": f.path, "sha256": f.pinned} for f in located.found]
-    return items, files, list(located.warnings)
+    return items
 
 
 def task(item: bbq_data.BBQItem, condition: str, settings: BBQSettings) -> Task:

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (sets up .venv with the extras first if needed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --extras
+export ALIGNLAB_DATA_DIR=${ALIGNLAB_DATA_DIR:-../shared/datasets}
+.venv/bin/ruff check src tests bench
+.venv/bin/python -m pytest -q "$@"

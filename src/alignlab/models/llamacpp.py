@@ -1,0 +1,586 @@
+"""llama-cpp-python backend: a GGUF file run by llama.cpp's own (quantized) kernels.
+
+Prompts are rendered and tokenised exactly as the transformers backend does (same chat template through
+jinja2, same special-token handling, the same lm-evaluation-harness context/continuation split), so the two
+backends see identical token sequences; their numbers differ only by arithmetic (llama.cpp computes in the
+quantized kernels, transformers on weights dequantized to fp32).
+
+One llama.cpp sequence holds a KV cache. Every evaluation reuses the longest common prefix of the tokens
+already in the cache and decodes only the rest, asking llama.cpp for logits at the positions it needs
+(so no `logits_all` buffer of n_ctx x vocab floats). Requests are processed sorted by rendered prompt,
+so prompts sharing a prefix (and a prompt's continuations) run back to back; results keep input order.
+
+Sampling is done here, on the logits, with a NumPy generator seeded by the request: a request's sample
+depends only on its own seed (not on the batch it shares), as in the transformers backend; the two
+backends use different random streams, so their samples differ.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import weakref
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from alignlab.errors import AlignlabError
+from alignlab.models.base import (
+    Chat,
+    FeaturesRequest,
+    FeaturesResult,
+    GenerateRequest,
+    GenerateResult,
+    Prompt,
+    ScoreRequest,
+    ScoreResult,
+)
+
+# Backends still alive at interpreter exit are closed before modules are torn down: llama-cpp-python's
+# own finalizers otherwise run after its module globals are gone and print tracebacks.
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for backend in list(_LIVE):
+        try:
+            backend.close()
+        except Exception:
+            pass
+
+
+class LlamaCppBackend:
+    capabilities = frozenset({"score", "generate", "features"})
+
+    def __init__(
+        self,
+        spec: str,
+        path: str | os.PathLike,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        seed: int = 0,
+        **_ignored,
+    ) -> None:
+        self.spec = spec
+        self.path = Path(path).expanduser()
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise AlignlabError(
+                f"model {spec!r} needs llama-cpp-python: pip install 'alignlab[llamacpp]'"
+            ) from exc
+        self._lib = llama_cpp
+        _check_gguf(self.path)
+        _LIVE.add(self)
+        # llama-cpp-python's default runs batches on every CPU; when another process holds one of them,
+        # its spinning thread barrier makes each decode ~100x slower (seen: 7.6 s instead of 0.03 s).
+        # Half the CPUs (llama.cpp's own default for single tokens) leaves room.
+        if n_threads is None:
+            n_threads = max(1, _usable_cpus() // 2)
+        n_threads = max(1, int(n_threads))
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        # verbose=False still lets llama.cpp's warnings through (llama-cpp-python maps the newer log
+        # levels wrongly), e.g. "llama_kv_cache_iswa: using full-size SWA cache" for Gemma 3.
+        try:
+            with suppress_stdout_stderr(disable=False):
+                self._llama = llama_cpp.Llama(
+                    model_path=str(self.path),
+                    n_ctx=int(n_ctx),
+                    n_threads=n_threads,
+                    n_threads_batch=n_threads,
+                    seed=seed,
+                    logits_all=False,
+                    verbose=False,
+                )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise AlignlabError(f"llama.cpp cannot load model file {self.path}: {exc}") from exc
+        self._ctx = self._llama.ctx
+        self._vocab = llama_cpp.llama_model_get_vocab(self._llama.model)
+        self._n_vocab = self._llama.n_vocab()
+        self._n_ctx = self._llama.n_ctx()
+        self._n_batch = self._llama.n_batch
+        self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
+        self._metadata = dict(self._llama.metadata)
+        self._template_source = self._metadata.get("tokenizer.chat_template") or None
+        self._template = None  # compiled on first use
+        self._cached: list[int] = []  # tokens whose keys/values sit in the KV cache (sequence 0)
+        self._rows: dict[int, np.ndarray] = {}  # position -> logits after that position's token
+        self._digest: str | None = None
+        self._features_ctx = None  # a second context with a tensor callback, made on first use
+
+    def close(self) -> None:
+        """Free llama.cpp's memory (also done at garbage collection and at interpreter exit)."""
+        features = getattr(self, "_features_ctx", None)
+        if features is not None:
+            features.close()
+            self._features_ctx = None
+        batch = getattr(self, "_batch", None)
+        if batch is not None:
+            self._lib.llama_batch_free(batch)
+            self._batch = None
+        llama = getattr(self, "_llama", None)
+        if llama is not None:
+            llama.close()
+            self._llama = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # at interpreter exit llama_cpp's module may be torn down already
+            pass
+
+    # --- identity -------------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        # Not the hf backend's "gguf-sha256:..." for the same file: llama.cpp's numbers differ slightly.
+        if self._digest is None:
+            from alignlab.models.hf import _file_digest
+
+            self._digest = _file_digest(self.path)
+        return f"llamacpp:gguf-sha256:{self._digest}"
+
+    def info(self) -> dict:
+        return {
+            "backend": "llamacpp",
+            "path": str(self.path),
+            "parameters": int(self._lib.llama_model_n_params(self._llama.model)),
+            "architecture": self._metadata.get("general.architecture"),
+            "n_ctx": self._n_ctx,
+            "n_threads": self._llama.n_threads,
+            "llama_cpp": self._lib.__version__,
+            "chat_template": self._template_source is not None,
+        }
+
+    # --- prompts --------------------------------------------------------------------------------
+    def render(self, prompt: Prompt) -> str:
+        if isinstance(prompt, str):
+            return prompt
+        if self._template_source is None:
+            raise AlignlabError(f"model {self.spec!r} has no chat template: use --format raw")
+        if self._template is None:
+            self._template = _compile_template(self._template_source, self.spec)
+        messages = [{"role": role, "content": text} for role, text in prompt.messages]
+        try:
+            text = self._template.render(
+                messages=messages,
+                tools=None,
+                documents=None,
+                add_generation_prompt=True,
+                **self._special_tokens(),
+            )
+        except Exception as exc:  # jinja2 raises TemplateError and others from template code
+            raise AlignlabError(f"chat template of {self.path} failed: {exc}".splitlines()[0]) from exc
+        return text + prompt.prefill
+
+    def _special_tokens(self) -> dict[str, str]:
+        """The template variables transformers passes (its special_tokens_map), read from the GGUF."""
+        names = {
+            "bos_token": "tokenizer.ggml.bos_token_id",
+            "eos_token": "tokenizer.ggml.eos_token_id",
+            "unk_token": "tokenizer.ggml.unknown_token_id",
+            "pad_token": "tokenizer.ggml.padding_token_id",
+        }
+        found = {}
+        for name, key in names.items():
+            value = self._metadata.get(key)
+            if value is not None and value.lstrip("-").isdigit() and 0 <= int(value) < self._n_vocab:
+                raw = self._lib.llama_vocab_get_text(self._vocab, int(value))
+                found[name] = raw.decode("utf-8", errors="replace") if raw else ""
+        return found
+
+    def encode(self, text: str) -> list[int]:
+        # add_bos=True means "add the special tokens the GGUF asks for" (tokenizer.ggml.add_bos_token /
+        # add_eos_token), as transformers' add_special_tokens=True does with the converted tokenizer;
+        # special=True parses special-token text ("<|im_start|>") as those tokens, as transformers does.
+        return list(self._llama.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+
+    def _split(self, prompt: str, continuation: str) -> tuple[list[int], list[int]]:
+        """Context and continuation tokens, split as lm-evaluation-harness does (whole text, then cut)."""
+        spaces = len(prompt) - len(prompt.rstrip())
+        if spaces:
+            prompt, continuation = prompt[:-spaces], prompt[-spaces:] + continuation
+        context = self.encode(prompt)
+        whole = self.encode(prompt + continuation)
+        return context, whole[len(context) :]
+
+    # --- evaluation with a reused KV cache ------------------------------------------------------
+    def _eval(self, tokens: list[int], outputs: list[int]) -> dict[int, np.ndarray]:
+        """Make the KV cache hold `tokens`; return the logits after each position in `outputs`.
+
+        Reuses the longest common prefix with what the cache holds; positions whose logits are needed
+        but were not kept are decoded again.
+        """
+        if len(tokens) > self._n_ctx:
+            raise AlignlabError(
+                f"{len(tokens)} tokens exceed the context window of model {self.spec!r} "
+                f"(n_ctx={self._n_ctx}; pass a larger n_ctx)"
+            )
+        want = set(outputs)
+        keep = _common_prefix(self._cached, tokens)
+        missing = [p for p in want if p not in self._rows]
+        if missing:  # (a needed position always lies inside `tokens`, so something is decoded)
+            keep = min(keep, min(missing))
+        self._truncate(keep)
+        lib, batch = self._lib, self._batch
+        for start in range(keep, len(tokens), self._n_batch):
+            chunk = tokens[start : start + self._n_batch]
+            flagged = []
+            for i, token in enumerate(chunk):
+                pos = start + i
+                batch.token[i] = token
+                batch.pos[i] = pos
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = pos in want
+                if pos in want:
+                    flagged.append((i, pos))
+            batch.n_tokens = len(chunk)
+            code = lib.llama_decode(self._ctx, batch)
+            if code != 0:
+                self._truncate(0, force_clear=True)
+                raise AlignlabError(f"llama.cpp failed to decode (llama_decode returned {code})")
+            for i, pos in flagged:
+                pointer = lib.llama_get_logits_ith(self._ctx, i)
+                self._rows[pos] = np.ctypeslib.as_array(pointer, shape=(self._n_vocab,)).copy()
+            self._cached.extend(chunk)
+        # Keep only the rows this call asked for: enough for the next continuation of the same prompt,
+        # and bounded memory for long generations with large vocabularies.
+        self._rows = {p: r for p, r in self._rows.items() if p in want}
+        return {p: self._rows[p] for p in outputs}
+
+    def _truncate(self, keep: int, force_clear: bool = False) -> None:
+        """Drop cached tokens from position `keep` on (the whole cache if llama.cpp cannot)."""
+        if keep >= len(self._cached) and not force_clear:
+            return
+        lib = self._lib
+        memory = lib.llama_get_memory(self._ctx)
+        # Caches that cannot drop a suffix (recurrent) refuse, and a sliding-window cache may have
+        # pruned early positions the kept prefix would need: start over then.
+        if (
+            force_clear
+            or not lib.llama_memory_seq_rm(memory, 0, keep, -1)
+            or (keep > 0 and lib.llama_memory_seq_pos_min(memory, 0) > 0)
+        ):
+            lib.llama_memory_clear(memory, True)
+            keep = 0
+        del self._cached[keep:]
+        self._rows = {p: r for p, r in self._rows.items() if p < keep}
+
+    # --- score ----------------------------------------------------------------------------------
+    def score(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
+        prepared = []
+        for request in requests:
+            text = self.render(request.prompt)
+            pairs = [self._split(text, c) for c in request.continuations]
+            # The same continuation split can shorten the context (trailing spaces); use the shortest.
+            context = min((p[0] for p in pairs), key=len) if pairs else []
+            conts = [ctx[len(context) :] + cont for ctx, cont in pairs]
+            if not context or any(not c for c in conts):
+                raise AlignlabError("cannot score an empty prompt or an empty continuation")
+            prepared.append((text, context, conts))
+        results: list[ScoreResult | None] = [None] * len(requests)
+        for index in sorted(range(len(requests)), key=lambda i: prepared[i][0]):
+            _, context, conts = prepared[index]
+            totals = [0.0] * len(conts)
+            for j in sorted(range(len(conts)), key=lambda j: conts[j]):
+                cont = conts[j]
+                positions = [len(context) - 1 + k for k in range(len(cont))]
+                rows = self._eval(context + cont, positions)
+                totals[j] = sum(
+                    _log_softmax_at(rows[p], token) for p, token in zip(positions, cont, strict=True)
+                )
+            results[index] = ScoreResult(logprobs=totals, num_tokens=[len(c) for c in conts])
+        return results  # type: ignore[return-value]
+
+    def token_logprobs(self, text: str) -> list[tuple[str, float | None]]:
+        """Each token of `text` with its log-probability given the tokens before it (None for the first)."""
+        ids = self.encode(text)
+        if not ids:
+            return []
+        rows = self._eval(ids, list(range(len(ids) - 1)))
+        pieces = self._pieces(ids)
+        values: list[float | None] = [None]
+        values += [_log_softmax_at(rows[i - 1], ids[i]) for i in range(1, len(ids))]
+        return list(zip(pieces, values, strict=True))
+
+    def _pieces(self, ids: list[int]) -> list[str]:
+        pieces, previous = [], ""
+        for i in range(1, len(ids) + 1):
+            text = self._detokenize(ids[:i])
+            pieces.append(text[len(previous) :])
+            previous = text
+        return pieces
+
+    # --- generate -------------------------------------------------------------------------------
+    def generate(self, requests: list[GenerateRequest]) -> list[GenerateResult]:
+        rendered = [self.render(r.prompt) for r in requests]
+        results: list[GenerateResult | None] = [None] * len(requests)
+        for index in sorted(range(len(requests)), key=lambda i: rendered[i]):
+            results[index] = self._generate_one(requests[index], rendered[index])
+        return results  # type: ignore[return-value]
+
+    def _generate_one(self, request: GenerateRequest, text: str) -> GenerateResult:
+        tokens = self.encode(text)
+        if not tokens:
+            raise AlignlabError("cannot generate from an empty prompt")
+        rng = np.random.default_rng(int(request.seed) % (2**63)) if request.temperature > 0 else None
+        stops = [s for s in request.stop if s]
+        generated = b""
+        finish = "length"
+        for _ in range(max(0, request.max_tokens)):
+            if len(tokens) >= self._n_ctx:
+                break  # the context window is full: as if max_tokens were reached
+            logits = self._eval(tokens, [len(tokens) - 1])[len(tokens) - 1]
+            token = _choose(logits, request.temperature, request.top_p, rng)
+            if self._lib.llama_vocab_is_eog(self._vocab, token):
+                finish = "stop"
+                break
+            tokens.append(token)
+            generated += self._piece(token)
+            if stops and any(s in generated.decode("utf-8", errors="ignore") for s in stops):
+                break
+        out = generated.decode("utf-8", errors="replace")
+        cut = _cut_at_stop(out, request.stop)
+        if cut is not None:
+            out, finish = cut, "stop"
+        return GenerateResult(text=out, finish_reason=finish)
+
+    def _piece(self, token: int) -> bytes:
+        # special=False: control tokens render as nothing (transformers' skip_special_tokens=True).
+        size = 64
+        while True:
+            buffer = ctypes.create_string_buffer(size)
+            n = self._lib.llama_token_to_piece(self._vocab, token, buffer, size, 0, False)
+            if n >= 0:
+                return buffer.raw[:n]
+            size = -n  # a negative count is the size it needs
+
+    def _detokenize(self, ids: list[int]) -> str:
+        return b"".join(self._piece(t) for t in ids).decode("utf-8", errors="replace")
+
+    # --- features -------------------------------------------------------------------------------
+    def features(self, requests: list[FeaturesRequest]) -> list[FeaturesResult]:
+        if self._features_ctx is None:
+            self._features_ctx = _HiddenStates(self)
+        return [
+            FeaturesResult(vector=self._features_ctx.last_token(self.encode(self.render(r.prompt)), r.layer))
+            for r in requests
+        ]
+
+
+class _HiddenStates:
+    """A second llama.cpp context whose graph-evaluation callback copies out one layer's output.
+
+    Layer numbering follows transformers' `hidden_states`: 0 is the embedding output, i (1..L-1) the output
+    of block i, L (= -1) the final normed output. llama.cpp names these tensors "inp_embd" (or
+    "inp_scaled" where the architecture scales embeddings; "embd" in some builds), "l_out-{i-1}" and
+    "result_norm". The callback runs for every graph node, so this context is separate from the one that
+    scores and generates, and is made only when features are asked for.
+    """
+
+    def __init__(self, backend: LlamaCppBackend) -> None:
+        lib = backend._lib
+        self.lib = lib
+        self.llama = backend._llama  # keeps the model alive as long as this context
+        self.n_embd = backend._llama.n_embd()
+        self.n_layer = int(lib.llama_model_n_layer(backend._llama.model))
+        self.wanted: set[str] = set()
+        self.captured: dict[str, np.ndarray] = {}
+        ggml = _ggml_functions()
+        self.ggml = ggml
+
+        def callback(tensor, ask, _user_data):  # called for every graph node: keep it cheap
+            name = ggml.ggml_get_name(tensor)
+            if ask:
+                return name in self.wanted
+            if name in self.wanted:
+                size = ggml.ggml_nbytes(tensor)
+                if ctypes.c_int.from_address(tensor).value != 0:  # ggml_tensor.type: 0 is GGML_TYPE_F32
+                    return True
+                buffer = np.empty(size // 4, dtype=np.float32)
+                ggml.ggml_backend_tensor_get(tensor, buffer.ctypes.data, 0, size)
+                self.captured[name] = buffer
+            return True
+
+        self._callback = lib.ggml_backend_sched_eval_callback(callback)  # keep a reference alive
+        params = lib.llama_context_default_params()
+        params.n_ctx = backend._n_ctx
+        params.n_batch = backend._n_batch
+        params.n_ubatch = backend._n_batch
+        threads = backend._llama.n_threads_batch
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        params.cb_eval = self._callback
+        params.cb_eval_user_data = None
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        with suppress_stdout_stderr(disable=False):
+            self.ctx = lib.llama_init_from_model(backend._llama.model, params)
+        if not self.ctx:
+            raise AlignlabError(f"llama.cpp cannot make a context for features on {backend.path}")
+        self.batch = lib.llama_batch_init(backend._n_batch, 0, 1)
+        self.n_ctx = backend._n_ctx
+        self.n_batch = backend._n_batch
+
+    def close(self) -> None:
+        if getattr(self, "batch", None) is not None:
+            self.lib.llama_batch_free(self.batch)
+            self.batch = None
+        if getattr(self, "ctx", None):
+            self.lib.llama_free(self.ctx)
+            self.ctx = None
+
+    __del__ = close
+
+    def _names(self, layer: int) -> list[bytes]:
+        total = self.n_layer + 1
+        if not -total <= layer < total:
+            raise AlignlabError(f"layer {layer} out of range: model has {total} hidden-state layers")
+        index = layer % total
+        if index == 0:
+            return [b"inp_scaled", b"inp_embd", b"embd"]  # in order of preference
+        if index == self.n_layer:
+            return [b"result_norm"]
+        return [f"l_out-{index - 1}".encode()]
+
+    def last_token(self, tokens: list[int], layer: int) -> list[float]:
+        if not tokens:
+            raise AlignlabError("cannot take features of an empty prompt")
+        if len(tokens) > self.n_ctx:
+            raise AlignlabError(f"{len(tokens)} tokens exceed the context window of {self.n_ctx}")
+        names = self._names(layer)
+        self.wanted = set(names)
+        self.captured = {}
+        lib, batch = self.lib, self.batch
+        lib.llama_memory_clear(lib.llama_get_memory(self.ctx), True)
+        for start in range(0, len(tokens), self.n_batch):
+            chunk = tokens[start : start + self.n_batch]
+            for i, token in enumerate(chunk):
+                batch.token[i] = token
+                batch.pos[i] = start + i
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = start + i == len(tokens) - 1
+            batch.n_tokens = len(chunk)
+            if start + self.n_batch < len(tokens):
+                self.wanted = set()  # only the chunk holding the last token matters
+            else:
+                self.wanted = set(names)
+            code = lib.llama_decode(self.ctx, batch)
+            if code != 0:
+                raise AlignlabError(f"llama.cpp failed to decode (llama_decode returned {code})")
+        self.wanted = set()
+        for name in names:
+            if name in self.captured:
+                return self.captured[name].reshape(-1, self.n_embd)[-1].astype(float).tolist()
+        raise AlignlabError(f"llama.cpp exposes no hidden state for layer {layer} of this model")
+
+
+def _ggml_functions():
+    """ctypes prototypes for the few ggml functions the features callback needs."""
+    from llama_cpp._ggml import libggml
+
+    libggml.ggml_get_name.argtypes = [ctypes.c_void_p]
+    libggml.ggml_get_name.restype = ctypes.c_char_p
+    libggml.ggml_nbytes.argtypes = [ctypes.c_void_p]
+    libggml.ggml_nbytes.restype = ctypes.c_size_t
+    libggml.ggml_backend_tensor_get.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_size_t,
+    ]
+    libggml.ggml_backend_tensor_get.restype = None
+    return libggml
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def _check_gguf(path: Path) -> None:
+    if not path.is_file():
+        raise AlignlabError(f"model file not found: {path}")
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF":
+        raise AlignlabError(f"not a GGUF file (bad magic bytes): {path}")
+
+
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _log_softmax_at(logits: np.ndarray, token: int) -> float:
+    values = logits.astype(np.float64)
+    top = values.max()
+    return float(values[token] - top - np.log(np.exp(values - top).sum()))
+
+
+def _choose(logits: np.ndarray, temperature: float, top_p: float, rng) -> int:
+    """Greedy at temperature 0; else a draw from softmax(logits / T), restricted to the top-p nucleus.
+
+    Drawn as argmax(logits / T + Gumbel noise), one uniform per vocabulary entry per step, so the
+    sample depends only on the request's seed.
+    """
+    if temperature <= 0 or rng is None:
+        return int(np.argmax(logits))
+    scores = logits.astype(np.float64) / temperature
+    if top_p < 1.0:
+        order = np.argsort(-scores, kind="stable")
+        ordered = scores[order]
+        probs = np.exp(ordered - ordered[0])
+        probs /= probs.sum()
+        before = np.cumsum(probs) - probs  # mass of the tokens ranked above each one
+        scores[order[before >= top_p]] = -np.inf  # the token that crosses top_p stays in
+    uniform = np.clip(rng.random(scores.shape[0]), 1e-20, None)
+    return int(np.argmax(scores - np.log(-np.log(uniform))))
+
+
+def _cut_at_stop(text: str, stops: tuple[str, ...]) -> str | None:
+    positions = [text.find(s) for s in stops if s and s in text]
+    return text[: min(positions)] if positions else None
+
+
+def _compile_template(source: str, spec: str):
+    """The chat template in a sandbox with the helpers transformers' templates expect."""
+    import json
+
+    try:
+        import jinja2
+        import jinja2.ext
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+    except ImportError as exc:
+        raise AlignlabError("rendering chat templates needs jinja2: pip install jinja2") from exc
+
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(
+            value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+        )
+
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols]
+    )
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    try:
+        return env.from_string(source)
+    except jinja2.exceptions.TemplateError as exc:
+        raise AlignlabError(f"model {spec!r} has an invalid chat template: {exc}") from exc
+
+
+__all__ = ["LlamaCppBackend", "Chat"]
