@@ -82,6 +82,14 @@ def _add_eval(sub) -> None:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-concurrency", type=int, default=8, help="requests in flight (HTTP backends)")
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="run the model in this process, or in Ray workers (pip install 'alignlab[ray]')",
+    )
+    p.add_argument("--workers", type=int, default=2, help="Ray workers, each with its own model copy")
+    p.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local one)")
     p.add_argument("--cot-temperature", type=float, default=1.0)
     p.add_argument("--cot-max-tokens", type=int, default=256)
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
@@ -121,6 +129,9 @@ def _run_eval_bbq(args) -> int:
             cot_temperature=args.cot_temperature,
             cot_max_tokens=args.cot_max_tokens,
             bootstrap=args.bootstrap,
+            executor=args.executor,
+            workers=args.workers,
+            ray_address=args.ray_address,
         )
     )
     console.print(bbq_table(result.metrics))

@@ -40,6 +40,9 @@ class EvalOptions:
     cot_temperature: float = 1.0
     cot_max_tokens: int = bbq.COT_MAX_TOKENS
     bootstrap: int = 1000
+    executor: str = "local"  # "local" | "ray"
+    workers: int = 2
+    ray_address: str | None = None
     backend_options: dict = field(default_factory=dict)
 
 
@@ -70,9 +73,7 @@ def run_bbq(opts: EvalOptions) -> EvalResult:
         data_dir, download=opts.download, limit=opts.limit, seed=opts.seed, files=opts.data_files
     )
 
-    backend = load_model(
-        opts.model, batch_size=opts.batch_size, max_concurrency=opts.max_concurrency, **opts.backend_options
-    )
+    backend = _backend(opts)
     require(backend, bbq.request_kinds(settings.conditions))
     if hasattr(backend, "check"):
         backend.check()  # e.g. an unreachable server fails here, before the run folder is touched
@@ -137,6 +138,17 @@ def run_bbq(opts: EvalOptions) -> EvalResult:
     return EvalResult(out=folder.path, metrics=metrics, resumed=resumed, new_samples=new, plots=plots)
 
 
+def _backend(opts: EvalOptions):
+    options = {"batch_size": opts.batch_size, "max_concurrency": opts.max_concurrency, **opts.backend_options}
+    if opts.executor == "local":
+        return load_model(opts.model, **options)
+    if opts.executor == "ray":
+        from alignlab.engine.ray_backend import RayBackend
+
+        return RayBackend(opts.model, workers=opts.workers, address=opts.ray_address, **options)
+    raise AlignlabError(f"unknown executor {opts.executor!r}: choose local or ray")
+
+
 def _complete_samples(samples_log, items, conditions) -> list[dict]:
     """Every (item, condition) exactly once, or an error: never score a run with holes or repeats."""
     samples = list(samples_log.read())
@@ -159,5 +171,5 @@ def _plot(metrics: dict, folder: Path) -> list[Path]:
     from alignlab.plots import plot_bias_by_category
 
     path = folder / "bias_by_category.png"
-    plot_bias_by_category(metrics["conditions"], path)
+    plot_bias_by_category(metrics["conditions"], path, context="both")
     return [path]

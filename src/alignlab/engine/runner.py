@@ -69,7 +69,9 @@ class Engine:
     def chunk_size(self) -> int:
         # Local backends batch internally up to batch_size; HTTP backends want enough requests in
         # flight to fill max_concurrency.
-        return max(self.batch_size, self.max_concurrency)
+        # A Ray backend spreads each chunk over its workers: give each a full batch.
+        workers = getattr(self.backend, "parallelism", 1)
+        return max(self.batch_size * workers, self.max_concurrency)
 
     def run_requests(self, requests: list[Request]) -> list[Result]:
         """Answer a flat list of requests (cached where possible), in order."""

@@ -12,6 +12,7 @@ not depend on which other requests share its batch (a resumed run samples the sa
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -53,6 +54,9 @@ class HFBackend:
         folder, self._fingerprint = _resolve_folder(target)
         self.model, self.tokenizer = _load(folder, dtype, self.device)
         self.model.eval()
+        # transformers 5.x renames `past_key_values` to `cache` (the old name warns until 5.40).
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
 
     # --- identity -------------------------------------------------------------------------------
     def fingerprint(self) -> str:
@@ -131,7 +135,7 @@ class HFBackend:
         totals = [first[owner[j], flat[j][0]].item() for j in range(len(flat))]
         rest = [c[:-1] for c in flat]  # inputs that predict tokens 1..m-1
         if any(len(c) > 1 for c in flat):
-            cache = out.past_key_values
+            cache = getattr(out, "past_key_values", None) or out.cache
             cache.batch_select_indices(torch.tensor(owner, device=self.device))
             width = max(len(r) for r in rest)
             step_ids = torch.full((len(flat), width), self._pad_id(), dtype=torch.long)
@@ -147,8 +151,8 @@ class HFBackend:
                 input_ids=step_ids,
                 attention_mask=full_mask,
                 position_ids=step_pos,
-                past_key_values=cache,
                 use_cache=True,
+                **{self._cache_kwarg: cache},
             )
             logp = torch.log_softmax(out2.logits.float(), dim=-1)
             for j, c in enumerate(flat):
@@ -421,6 +425,7 @@ def _load(folder: str, dtype: str, device: str):
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # our own progress bar is the one that matters
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))

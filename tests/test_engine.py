@@ -1,0 +1,127 @@
+"""The engine with a fake backend: caching, batching, task driving, the sample log's crash repair."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from alignlab.engine import Engine, ResponseCache, SampleLog
+from alignlab.errors import UnsupportedRequest
+from alignlab.models.base import (
+    GenerateRequest,
+    GenerateResult,
+    ScoreRequest,
+    ScoreResult,
+    request_key,
+    require,
+)
+
+
+class FakeBackend:
+    spec = "fake"
+    capabilities = frozenset({"score", "generate"})
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.seen: list = []
+
+    def fingerprint(self) -> str:
+        return "fake-1"
+
+    def info(self) -> dict:
+        return {"backend": "fake"}
+
+    def score(self, requests):
+        self.calls.append(("score", len(requests)))
+        self.seen.extend(requests)
+        # log-prob = -len(continuation) - len(prompt)/1000: deterministic and checkable
+        return [
+            ScoreResult(logprobs=[-len(c) - len(r.prompt) / 1000 for c in r.continuations], num_tokens=[1] * 3)
+            for r in requests
+        ]
+
+    def generate(self, requests):
+        self.calls.append(("generate", len(requests)))
+        self.seen.extend(requests)
+        return [GenerateResult(text=f"<{r.prompt}|{r.seed}>") for r in requests]
+
+
+def two_stage(i: int):
+    reasoning = yield GenerateRequest(prompt=f"p{i}", seed=i)
+    scored = yield ScoreRequest(prompt=reasoning.text + "?", continuations=("a", "bb", "ccc"))
+    return {"id": str(i), "condition": "c", "reasoning": reasoning.text, "logprobs": scored.logprobs}
+
+
+def test_tasks_run_in_waves_and_return_their_samples(tmp_path):
+    backend = FakeBackend()
+    engine = Engine(backend, batch_size=4, max_concurrency=1, show_progress=False)
+    samples = []
+    count = engine.run_tasks({i: two_stage(i) for i in range(10)}, on_sample=samples.append)
+    assert count == 10
+    by_id = {s["id"]: s for s in samples}
+    assert by_id["3"]["reasoning"] == "<p3|3>"
+    assert by_id["3"]["logprobs"][1] == pytest.approx(-2 - len("<p3|3>?") / 1000)
+    # all generations first (one kind per wave), in chunks of batch_size
+    assert backend.calls == [("generate", 4), ("generate", 4), ("generate", 2), ("score", 4), ("score", 4), ("score", 2)]
+
+
+def test_cache_answers_repeated_requests_without_the_backend(tmp_path):
+    cache = ResponseCache(tmp_path / "r.sqlite")
+    first = FakeBackend()
+    Engine(first, cache=cache, show_progress=False).run_tasks({i: two_stage(i) for i in range(5)}, lambda s: None)
+    second = FakeBackend()
+    out = []
+    Engine(second, cache=cache, show_progress=False).run_tasks({i: two_stage(i) for i in range(7)}, out.append)
+    assert len(out) == 7
+    assert sum(n for _, n in second.calls) == 4  # only the 2 new tasks' 2 requests each
+    assert len(cache) == 14
+
+
+def test_cache_is_keyed_by_model_fingerprint(tmp_path):
+    cache = ResponseCache(tmp_path / "r.sqlite")
+    request = ScoreRequest(prompt="x", continuations=("a",))
+    cache.put_many("model-a", [(request_key(request), "score", ScoreResult([-1.0], [1]))])
+    assert cache.get_many("model-b", [request_key(request)]) == {}
+    assert cache.get_many("model-a", [request_key(request)])[request_key(request)].logprobs == [-1.0]
+
+
+def test_request_key_depends_on_every_field():
+    base = GenerateRequest(prompt="x", seed=1)
+    assert request_key(base) == request_key(GenerateRequest(prompt="x", seed=1))
+    assert request_key(base) != request_key(GenerateRequest(prompt="x", seed=2))
+    assert request_key(base) != request_key(GenerateRequest(prompt="x", seed=1, temperature=0.5))
+    assert request_key(ScoreRequest("x", ("a",))) != request_key(ScoreRequest("x", ("b",)))
+
+
+def test_duplicate_requests_in_a_chunk_are_computed_once():
+    backend = FakeBackend()
+    results = Engine(backend, show_progress=False).run_requests([ScoreRequest("same", ("a",))] * 5)
+    assert len(results) == 5
+    assert backend.calls == [("score", 1)]
+
+
+def test_batches_are_sorted_by_prompt_length():
+    backend = FakeBackend()
+    prompts = ["x" * n for n in (5, 50, 1, 20, 30, 2)]
+    Engine(backend, batch_size=2, max_concurrency=1, show_progress=False).run_requests(
+        [ScoreRequest(p, ("a",)) for p in prompts]
+    )
+    assert [len(r.prompt) for r in backend.seen] == [50, 30, 20, 5, 2, 1]
+
+
+def test_require_fails_before_work_for_a_missing_kind():
+    backend = FakeBackend()
+    with pytest.raises(UnsupportedRequest, match="features"):
+        require(backend, {"score", "features"})
+
+
+def test_sample_log_drops_a_half_written_last_line(tmp_path):
+    path = tmp_path / "samples.jsonl"
+    path.write_text(json.dumps({"id": "1", "condition": "q"}) + "\n" + '{"id": "2", "cond')
+    log = SampleLog(path)
+    assert log.done() == {("1", "q")}
+    log.append({"id": "2", "condition": "q"})
+    log.close()
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["1", "2"]
