@@ -232,3 +232,26 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert got == want
     config = json.loads((out / "config.json").read_text())
     assert len(config["resumed"]) == 1
+
+
+@needs_data
+@pytest.mark.slow
+@pytest.mark.llamacpp
+def test_eval_bbq_on_a_gguf_file_outside_the_bundled_list(tmp_path):
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is an extra: pip install 'alignlab[llamacpp]'")
+    from alignlab.models import bundled
+
+    model = tmp_path / "elsewhere" / "my-model.gguf"
+    model.parent.mkdir()
+    shutil.copy(bundled.resolve("smollm2-135m"), model)
+    out = tmp_path / "run"
+    proc = run_cli(
+        "eval", "bbq", "--model", f"gguf:{model}", "--limit", "6", "--conditions", "q,q+if+cot",
+        "--cot-max-tokens", "8", "--bootstrap", "100", "--out", str(out), "--no-cache",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["backend"] == "llamacpp"
+    assert config["identity"]["model_fingerprint"].endswith(bundled.BUNDLED["smollm2-135m"].sha256)
+    assert len((out / "samples.jsonl").read_text().splitlines()) == 12
+    assert json.loads((out / "metrics.json").read_text())["conditions"]["q"]["n"] == 6

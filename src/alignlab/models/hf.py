@@ -394,8 +394,14 @@ def _converted_from_gguf(path: Path, digest: str) -> Path:
     folder = cache_dir() / "hf-from-gguf" / digest[:24]
     if (folder / "config.json").is_file():
         return folder
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import sys
 
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    print(f"converting {path.name} into a transformers folder once (cached in {folder.parent})", file=sys.stderr)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         model = AutoModelForCausalLM.from_pretrained(

@@ -5,10 +5,12 @@ jinja2, same special-token handling, the same lm-evaluation-harness context/cont
 backends see identical token sequences; their numbers differ only by arithmetic (llama.cpp computes in the
 quantized kernels, transformers on weights dequantized to fp32).
 
-One llama.cpp sequence holds a KV cache. Every evaluation reuses the longest common prefix of the tokens
-already in the cache and decodes only the rest, asking llama.cpp for logits at the positions it needs
-(so no `logits_all` buffer of n_ctx x vocab floats). Requests are processed sorted by rendered prompt,
-so prompts sharing a prefix (and a prompt's continuations) run back to back; results keep input order.
+One llama.cpp sequence holds a KV cache. Every evaluation keeps what it shares with the cache's contents
+and decodes only the rest, asking llama.cpp for logits at the positions it needs (so no `logits_all`
+buffer of n_ctx x vocab floats). A prompt is decoded once for all its continuations; requests run sorted
+by rendered prompt, so prompts sharing a prefix run back to back; results keep input order. Sharing is
+by whole fixed segments (see `_plan`), which keeps every request's numbers bit-identical to evaluating it
+alone on an empty cache: llama.cpp's arithmetic depends on the shape of the batch a token is decoded in.
 
 Sampling is done here, on the logits, with a NumPy generator seeded by the request: a request's sample
 depends only on its own seed (not on the batch it shares), as in the transformers backend; the two
@@ -18,6 +20,7 @@ backends use different random streams, so their samples differ.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import os
 import weakref
@@ -38,6 +41,8 @@ from alignlab.models.base import (
     ScoreResult,
 )
 
+_CHUNK = 64  # prompt tokens decoded per batch (see LlamaCppBackend._plan)
+
 # Backends still alive at interpreter exit are closed before modules are torn down: llama-cpp-python's
 # own finalizers otherwise run after its module globals are gone and print tracebacks.
 _LIVE: weakref.WeakSet = weakref.WeakSet()
@@ -46,10 +51,8 @@ _LIVE: weakref.WeakSet = weakref.WeakSet()
 @atexit.register
 def _close_all() -> None:
     for backend in list(_LIVE):
-        try:
+        with contextlib.suppress(Exception):
             backend.close()
-        except Exception:
-            pass
 
 
 class LlamaCppBackend:
@@ -66,6 +69,7 @@ class LlamaCppBackend:
     ) -> None:
         self.spec = spec
         self.path = Path(path).expanduser()
+        _check_gguf(self.path)
         try:
             import llama_cpp
         except ImportError as exc:
@@ -73,7 +77,6 @@ class LlamaCppBackend:
                 f"model {spec!r} needs llama-cpp-python: pip install 'alignlab[llamacpp]'"
             ) from exc
         self._lib = llama_cpp
-        _check_gguf(self.path)
         _LIVE.add(self)
         # llama-cpp-python's default runs batches on every CPU; when another process holds one of them,
         # its spinning thread barrier makes each decode ~100x slower (seen: 7.6 s instead of 0.03 s).
@@ -108,6 +111,7 @@ class LlamaCppBackend:
         self._template_source = self._metadata.get("tokenizer.chat_template") or None
         self._template = None  # compiled on first use
         self._cached: list[int] = []  # tokens whose keys/values sit in the KV cache (sequence 0)
+        self._segments: list[tuple[int, int]] = []  # how they were decoded (see _plan)
         self._rows: dict[int, np.ndarray] = {}  # position -> logits after that position's token
         self._digest: str | None = None
         self._features_ctx = None  # a second context with a tensor callback, made on first use
@@ -128,9 +132,9 @@ class LlamaCppBackend:
             self._llama = None
 
     def __del__(self) -> None:
-        try:
+        try:  # noqa: SIM105 (plain try: at interpreter exit, modules such as contextlib may be gone)
             self.close()
-        except Exception:  # at interpreter exit llama_cpp's module may be torn down already
+        except Exception:  # llama_cpp's module may be torn down already
             pass
 
     # --- identity -------------------------------------------------------------------------------
@@ -207,37 +211,55 @@ class LlamaCppBackend:
         return context, whole[len(context) :]
 
     # --- evaluation with a reused KV cache ------------------------------------------------------
-    def _eval(self, tokens: list[int], outputs: list[int]) -> dict[int, np.ndarray]:
-        """Make the KV cache hold `tokens`; return the logits after each position in `outputs`.
+    # llama.cpp's numbers for a token depend on the batch it is decoded in (kernels differ with the
+    # batch's size: seen up to 0.06 in a continuation's log-probability on SmolLM2). So that a request's
+    # numbers depend on the request alone and not on what the cache held before, every sequence is
+    # decoded in the same "segments": the prompt in chunks of _CHUNK tokens from position 0, then each
+    # continuation as one batch (a generated token as a batch of one). Only whole segments identical to
+    # cached ones (same bounds, same tokens) are reused.
+    def _plan(self, prefix: int, total: int) -> list[tuple[int, int]]:
+        """Segments for `total` tokens whose first `prefix` are the prompt; the rest is one batch."""
+        chunk = min(_CHUNK, self._n_batch)
+        segments = [(a, min(a + chunk, prefix)) for a in range(0, prefix, chunk)]
+        segments += [(a, min(a + self._n_batch, total)) for a in range(prefix, total, self._n_batch)]
+        return segments
 
-        Reuses the longest common prefix with what the cache holds; positions whose logits are needed
-        but were not kept are decoded again.
-        """
+    def _eval(
+        self, tokens: list[int], segments: list[tuple[int, int]], outputs: list[int]
+    ) -> dict[int, np.ndarray]:
+        """Make the KV cache hold `tokens`, decoded in `segments`; return the logits after each
+        position in `outputs`."""
         if len(tokens) > self._n_ctx:
             raise AlignlabError(
                 f"{len(tokens)} tokens exceed the context window of model {self.spec!r} "
                 f"(n_ctx={self._n_ctx}; pass a larger n_ctx)"
             )
         want = set(outputs)
-        keep = _common_prefix(self._cached, tokens)
-        missing = [p for p in want if p not in self._rows]
-        if missing:  # (a needed position always lies inside `tokens`, so something is decoded)
-            keep = min(keep, min(missing))
-        self._truncate(keep)
+        reuse = 0  # segments that can stay in the cache
+        for planned, cached in zip(segments, self._segments, strict=False):
+            a, b = planned
+            if planned != cached or tokens[a:b] != self._cached[a:b]:
+                break
+            reuse += 1
+        for i in range(reuse):  # a needed row that was not kept: decode its segment again
+            a, b = segments[i]
+            if any(a <= p < b and p not in self._rows for p in want):
+                reuse = i
+                break
+        self._truncate(segments[reuse - 1][1] if reuse else 0)
+        reuse = len(self._segments)  # (all of it, unless llama.cpp could only clear the cache)
         lib, batch = self._lib, self._batch
-        for start in range(keep, len(tokens), self._n_batch):
-            chunk = tokens[start : start + self._n_batch]
+        for a, b in segments[reuse:]:
             flagged = []
-            for i, token in enumerate(chunk):
-                pos = start + i
-                batch.token[i] = token
+            for i, pos in enumerate(range(a, b)):
+                batch.token[i] = tokens[pos]
                 batch.pos[i] = pos
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = 0
                 batch.logits[i] = pos in want
                 if pos in want:
                     flagged.append((i, pos))
-            batch.n_tokens = len(chunk)
+            batch.n_tokens = b - a
             code = lib.llama_decode(self._ctx, batch)
             if code != 0:
                 self._truncate(0, force_clear=True)
@@ -245,14 +267,15 @@ class LlamaCppBackend:
             for i, pos in flagged:
                 pointer = lib.llama_get_logits_ith(self._ctx, i)
                 self._rows[pos] = np.ctypeslib.as_array(pointer, shape=(self._n_vocab,)).copy()
-            self._cached.extend(chunk)
+            self._cached.extend(tokens[a:b])
+            self._segments.append((a, b))
         # Keep only the rows this call asked for: enough for the next continuation of the same prompt,
         # and bounded memory for long generations with large vocabularies.
         self._rows = {p: r for p, r in self._rows.items() if p in want}
         return {p: self._rows[p] for p in outputs}
 
     def _truncate(self, keep: int, force_clear: bool = False) -> None:
-        """Drop cached tokens from position `keep` on (the whole cache if llama.cpp cannot)."""
+        """Drop cached tokens from position `keep` (a segment boundary) on; all if llama.cpp cannot."""
         if keep >= len(self._cached) and not force_clear:
             return
         lib = self._lib
@@ -267,6 +290,7 @@ class LlamaCppBackend:
             lib.llama_memory_clear(memory, True)
             keep = 0
         del self._cached[keep:]
+        self._segments = [seg for seg in self._segments if seg[1] <= keep]
         self._rows = {p: r for p, r in self._rows.items() if p < keep}
 
     # --- score ----------------------------------------------------------------------------------
@@ -285,10 +309,10 @@ class LlamaCppBackend:
         for index in sorted(range(len(requests)), key=lambda i: prepared[i][0]):
             _, context, conts = prepared[index]
             totals = [0.0] * len(conts)
-            for j in sorted(range(len(conts)), key=lambda j: conts[j]):
-                cont = conts[j]
+            for j, cont in enumerate(conts):
+                tokens = context + cont
                 positions = [len(context) - 1 + k for k in range(len(cont))]
-                rows = self._eval(context + cont, positions)
+                rows = self._eval(tokens, self._plan(len(context), len(tokens)), positions)
                 totals[j] = sum(
                     _log_softmax_at(rows[p], token) for p, token in zip(positions, cont, strict=True)
                 )
@@ -300,7 +324,7 @@ class LlamaCppBackend:
         ids = self.encode(text)
         if not ids:
             return []
-        rows = self._eval(ids, list(range(len(ids) - 1)))
+        rows = self._eval(ids, self._plan(len(ids), len(ids)), list(range(len(ids) - 1)))
         pieces = self._pieces(ids)
         values: list[float | None] = [None]
         values += [_log_softmax_at(rows[i - 1], ids[i]) for i in range(1, len(ids))]
@@ -328,12 +352,15 @@ class LlamaCppBackend:
             raise AlignlabError("cannot generate from an empty prompt")
         rng = np.random.default_rng(int(request.seed) % (2**63)) if request.temperature > 0 else None
         stops = [s for s in request.stop if s]
+        segments = self._plan(len(tokens), len(tokens))
         generated = b""
         finish = "length"
         for _ in range(max(0, request.max_tokens)):
             if len(tokens) >= self._n_ctx:
                 break  # the context window is full: as if max_tokens were reached
-            logits = self._eval(tokens, [len(tokens) - 1])[len(tokens) - 1]
+            if segments[-1][1] < len(tokens):
+                segments.append((len(tokens) - 1, len(tokens)))  # the token sampled last
+            logits = self._eval(tokens, segments, [len(tokens) - 1])[len(tokens) - 1]
             token = _choose(logits, request.temperature, request.top_p, rng)
             if self._lib.llama_vocab_is_eog(self._vocab, token):
                 finish = "stop"
@@ -511,14 +538,6 @@ def _usable_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 def _log_softmax_at(logits: np.ndarray, token: int) -> float:
