@@ -27,22 +27,21 @@ MAX_LOGPROB_DIFF = 0.6
 MAX_PROB_DIFF = 0.15
 
 needs_bbq = pytest.mark.skipif(not AGE.is_file(), reason=f"{AGE} not present")
+needs_llama_cpp = pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None,
+    reason="llama-cpp-python is not installed (pip install 'alignlab[llamacpp]')",
+)
 
 
 def model_test(test):
     """Loads the bundled model in llama.cpp: slow, and skipped where llama-cpp-python is missing."""
-    skip = pytest.mark.skipif(
-        importlib.util.find_spec("llama_cpp") is None,
-        reason="llama-cpp-python is not installed (pip install 'alignlab[llamacpp]')",
-    )
-    return pytest.mark.slow(pytest.mark.llamacpp(skip(test)))
+    return pytest.mark.slow(pytest.mark.llamacpp(needs_llama_cpp(test)))
 
 
 def bbq_requests(n: int) -> list[ScoreRequest]:
     rows = [json.loads(line) for line in AGE.read_text().splitlines() if line.strip()]
-    rows = rows[:: max(1, len(rows) // n)][
-        :n
-    ]  # spread over the file: both context conditions, many templates
+    # spread over the file: both context conditions, many question templates
+    rows = rows[:: max(1, len(rows) // n)][:n]
     return [
         ScoreRequest(
             f"Human: {r['context']} {r['question']} (a) {r['ans0']} (b) {r['ans1']} (c) {r['ans2']}."
@@ -81,6 +80,15 @@ def test_a_file_that_is_not_gguf_is_a_user_error(tmp_path):
     fake.write_bytes(b"PK\x03\x04 not a model")
     with pytest.raises(AlignlabError, match=r"not a GGUF file.*fake\.gguf"):
         LlamaCppBackend("gguf:x", fake)
+
+
+@pytest.mark.llamacpp
+@needs_llama_cpp
+def test_a_corrupt_gguf_is_a_user_error(tmp_path):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + bytes(60))
+    with pytest.raises(AlignlabError, match=r"cannot load model file .*broken\.gguf"):
+        LlamaCppBackend("gguf:x", broken)
 
 
 # --- agreement with transformers -------------------------------------------------------------------
@@ -157,6 +165,7 @@ def test_a_score_depends_on_the_request_alone(llama):
     requests = bbq_requests(4) + [
         ScoreRequest("Human: Which is larger, 3 or 5?\n\nAssistant: ", ("5", "3 is larger than 5")),
         ScoreRequest("Human: Which is larger, 3 or 5?\n\nAssistant: It is", (" 5", " 3")),
+        ScoreRequest("Human: Which is larger, 3 or 5?\n\nAssistant: It is clearly", (" 5", " 3")),
     ]
     batched = [r.logprobs for r in llama.score(requests)]
     reversed_ = [r.logprobs for r in llama.score(requests[::-1])][::-1]
@@ -165,6 +174,13 @@ def test_a_score_depends_on_the_request_alone(llama):
         llama._truncate(0, force_clear=True)  # an empty cache
         alone.append(llama.score([request])[0].logprobs)
     assert batched == alone == reversed_  # exactly
+
+
+@model_test
+def test_bad_score_requests(llama):
+    with pytest.raises(AlignlabError, match="empty continuation"):
+        llama.score([ScoreRequest("Hello", ("",))])
+    assert llama.score([ScoreRequest("Hello", ())])[0].logprobs == []
 
 
 @model_test
@@ -186,9 +202,11 @@ def test_chat_prompt_renders_like_transformers_and_scores(llama, hf):
     assert llama.render(chat).endswith("<|im_start|>assistant\nThe answer is")
     plain = Chat(messages=(("user", "Is the sky blue?"),))
     assert "You are a helpful AI assistant named SmolLM" in llama.render(plain)  # the template's default
-    result = llama.score([ScoreRequest(plain, (" Yes", " No"))])[0]
+    request = ScoreRequest(plain, ("Yes", "No"))
+    result, expected = llama.score([request])[0], hf.score([request])[0]
     assert all(math.isfinite(x) and x < 0 for x in result.logprobs)
-    assert result.num_tokens == [1, 1]
+    assert result.num_tokens == expected.num_tokens == [2, 2]  # the template's "\n" moves into them
+    assert result.logprobs == pytest.approx(expected.logprobs, abs=MAX_LOGPROB_DIFF)
 
 
 @model_test

@@ -100,7 +100,10 @@ class LlamaCppBackend:
                     verbose=False,
                 )
         except (ValueError, RuntimeError, OSError) as exc:
-            raise AlignlabError(f"llama.cpp cannot load model file {self.path}: {exc}") from exc
+            raise AlignlabError(
+                f"llama.cpp cannot load model file {self.path} (truncated or corrupt, or an "
+                f"architecture llama-cpp-python {llama_cpp.__version__} does not know)"
+            ) from exc
         self._ctx = self._llama.ctx
         self._vocab = llama_cpp.llama_model_get_vocab(self._llama.model)
         self._n_vocab = self._llama.n_vocab()
@@ -299,8 +302,11 @@ class LlamaCppBackend:
         for request in requests:
             text = self.render(request.prompt)
             pairs = [self._split(text, c) for c in request.continuations]
+            if not pairs:
+                prepared.append((text, [], []))
+                continue
             # The same continuation split can shorten the context (trailing spaces); use the shortest.
-            context = min((p[0] for p in pairs), key=len) if pairs else []
+            context = min((p[0] for p in pairs), key=len)
             conts = [ctx[len(context) :] + cont for ctx, cont in pairs]
             if not context or any(not c for c in conts):
                 raise AlignlabError("cannot score an empty prompt or an empty continuation")
@@ -324,11 +330,14 @@ class LlamaCppBackend:
         ids = self.encode(text)
         if not ids:
             return []
-        rows = self._eval(ids, self._plan(len(ids), len(ids)), list(range(len(ids) - 1)))
-        pieces = self._pieces(ids)
         values: list[float | None] = [None]
-        values += [_log_softmax_at(rows[i - 1], ids[i]) for i in range(1, len(ids))]
-        return list(zip(pieces, values, strict=True))
+        # One segment at a time, so that at most a segment's rows of logits are held at once.
+        for _, end in self._plan(len(ids), len(ids)):
+            prefix = ids[:end]
+            wanted = list(range(len(values) - 1, min(end, len(ids) - 1)))
+            rows = self._eval(prefix, self._plan(end, end), wanted)
+            values += [_log_softmax_at(rows[p], ids[p + 1]) for p in wanted]
+        return list(zip(self._pieces(ids), values, strict=True))
 
     def _pieces(self, ids: list[int]) -> list[str]:
         pieces, previous = [], ""
