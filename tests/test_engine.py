@@ -37,7 +37,9 @@ class FakeBackend:
         self.seen.extend(requests)
         # log-prob = -len(continuation) - len(prompt)/1000: deterministic and checkable
         return [
-            ScoreResult(logprobs=[-len(c) - len(r.prompt) / 1000 for c in r.continuations], num_tokens=[1] * 3)
+            ScoreResult(
+                logprobs=[-len(c) - len(r.prompt) / 1000 for c in r.continuations], num_tokens=[1] * 3
+            )
             for r in requests
         ]
 
@@ -62,17 +64,40 @@ def test_tasks_run_in_waves_and_return_their_samples(tmp_path):
     by_id = {s["id"]: s for s in samples}
     assert by_id["3"]["reasoning"] == "<p3|3>"
     assert by_id["3"]["logprobs"][1] == pytest.approx(-2 - len("<p3|3>?") / 1000)
-    # all generations first (one kind per wave), in chunks of batch_size
-    assert backend.calls == [("generate", 4), ("generate", 4), ("generate", 2), ("score", 4), ("score", 4), ("score", 2)]
+    # a chunk of second-stage requests runs as soon as it is full, so tasks finish while others start
+    assert backend.calls == [
+        ("generate", 4),
+        ("score", 4),
+        ("generate", 4),
+        ("score", 4),
+        ("generate", 2),
+        ("score", 2),
+    ]
+
+
+def test_samples_stream_out_before_every_first_stage_is_done():
+    backend = FakeBackend()
+    finished_after_calls = []
+    engine = Engine(backend, batch_size=4, max_concurrency=1, show_progress=False)
+    engine.run_tasks(
+        {i: two_stage(i) for i in range(12)},
+        on_sample=lambda s: finished_after_calls.append(len(backend.calls)),
+    )
+    assert finished_after_calls[0] == 2  # the first samples arrive after one generate and one score batch
+    assert len(finished_after_calls) == 12
 
 
 def test_cache_answers_repeated_requests_without_the_backend(tmp_path):
     cache = ResponseCache(tmp_path / "r.sqlite")
     first = FakeBackend()
-    Engine(first, cache=cache, show_progress=False).run_tasks({i: two_stage(i) for i in range(5)}, lambda s: None)
+    Engine(first, cache=cache, show_progress=False).run_tasks(
+        {i: two_stage(i) for i in range(5)}, lambda s: None
+    )
     second = FakeBackend()
     out = []
-    Engine(second, cache=cache, show_progress=False).run_tasks({i: two_stage(i) for i in range(7)}, out.append)
+    Engine(second, cache=cache, show_progress=False).run_tasks(
+        {i: two_stage(i) for i in range(7)}, out.append
+    )
     assert len(out) == 7
     assert sum(n for _, n in second.calls) == 4  # only the 2 new tasks' 2 requests each
     assert len(cache) == 14

@@ -7,8 +7,9 @@ A task is a generator that yields requests and receives their results, and final
         scores = yield ScoreRequest(...)
         return {"id": ..., "condition": ..., ...}
 
-The engine advances every task in waves: it gathers the pending requests of one kind, answers those it
-has cached, runs the rest in length-sorted batches, and appends each sample the moment its task returns.
+The engine advances every task batch by batch: it takes pending requests of one kind and stage, answers
+those it has cached, runs the rest in length-sorted batches, and hands each sample on the moment its task
+returns.
 It knows nothing of datasets; experiments know nothing of batching.
 """
 
@@ -99,27 +100,40 @@ class Engine:
 
     def _drive(self, tasks: dict, progress) -> Iterable[tuple[object, dict]]:
         pending: dict[object, Request] = {}
+        stage: dict[object, int] = {}  # how many requests each task has yielded
         generators: dict[object, Task] = {}
         for key, gen in tasks.items():
             generators[key] = gen
+            stage[key] = 0
             finished = self._advance(key, gen, None, pending, first=True)
             if finished is not None:
                 yield key, finished
         model = self.backend.fingerprint()
         while pending:
-            kind = _most_common_kind(pending.values())
-            keys = [k for k, r in pending.items() if r.kind == kind]
-            keys.sort(key=lambda k: -_prompt_size(pending[k]))
-            for start in range(0, len(keys), self.chunk_size):
-                chunk = keys[start : start + self.chunk_size]
-                results = self._answer(model, [pending[k] for k in chunk])
-                for key, result in zip(chunk, results, strict=True):
-                    del pending[key]
-                    finished = self._advance(key, generators[key], result, pending)
-                    if finished is not None:
-                        if progress is not None:
-                            progress[0].advance(progress[1])
-                        yield key, finished
+            chunk = self._next_chunk(pending, stage)
+            results = self._answer(model, [pending[k] for k in chunk])
+            for key, result in zip(chunk, results, strict=True):
+                del pending[key]
+                stage[key] += 1
+                finished = self._advance(key, generators[key], result, pending)
+                if finished is not None:
+                    if progress is not None:
+                        progress[0].advance(progress[1])
+                    yield key, finished
+
+    def _next_chunk(self, pending: dict, stage: dict) -> list:
+        """One batch of requests of one kind and stage.
+
+        Later stages go first once they fill a chunk, so tasks finish (and their samples reach disk) while
+        earlier stages are still running; otherwise the largest group goes, in length order.
+        """
+        groups: dict[tuple[int, str], list] = {}
+        for key, request in pending.items():
+            groups.setdefault((stage[key], request.kind), []).append(key)
+        full = [g for g in groups if len(groups[g]) >= self.chunk_size]
+        chosen = max(full) if full else max(groups, key=lambda g: len(groups[g]))
+        keys = sorted(groups[chosen], key=lambda k: -_prompt_size(pending[k]))
+        return keys[: self.chunk_size]
 
     @staticmethod
     def _advance(key, gen: Task, result, pending: dict, first: bool = False) -> dict | None:
@@ -145,13 +159,6 @@ class Engine:
                 self.cache.put_many(model, [(k, kind, res) for k, res in answered])
             known.update(answered)
         return [known[k] for k in keys]
-
-
-def _most_common_kind(requests: Iterable[Request]) -> str:
-    counts: dict[str, int] = {}
-    for r in requests:
-        counts[r.kind] = counts.get(r.kind, 0) + 1
-    return max(counts, key=counts.get)
 
 
 def _prompt_size(request: Request) -> int:
