@@ -10,7 +10,9 @@ from alignlab.errors import AlignlabError
 from alignlab.models import bundled, load_model
 
 
-def fake_chunked_model(tmp_path, monkeypatch, sha256: str | None = None) -> tuple[bundled.BundledModel, bytes]:
+def fake_chunked_model(
+    tmp_path, monkeypatch, sha256: str | None = None
+) -> tuple[bundled.BundledModel, bytes]:
     parts = [b"GGUF-part-one|", b"part-two|", b"part-three"]
     site = tmp_path / "site"
     for i, data in enumerate(parts, 1):
@@ -76,7 +78,9 @@ def test_default_model_is_installed_and_verified():
     assert ok, message
 
 
-@pytest.mark.parametrize("spec", ["nosuch", "gguf:/no/such/file.gguf", "openai:missing-url", "hf:./no/such/dir"])
+@pytest.mark.parametrize(
+    "spec", ["nosuch", "gguf:/no/such/file.gguf", "openai:missing-url", "hf:./no/such/dir"]
+)
 def test_bad_specs_fail_with_one_clear_error(spec):
     with pytest.raises(AlignlabError):
         load_model(spec)

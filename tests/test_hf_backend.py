@@ -53,7 +53,9 @@ def test_score_does_not_depend_on_batch_neighbours(backend):
 def test_continuations_of_different_lengths(backend):
     result = backend.score([ScoreRequest(PROMPTS[2], ("5", "3 is larger than 5"))])[0]
     assert result.num_tokens[1] > result.num_tokens[0]
-    assert result.logprobs[1] == pytest.approx(naive_logprob(backend, PROMPTS[2], "3 is larger than 5"), abs=1e-4)
+    assert result.logprobs[1] == pytest.approx(
+        naive_logprob(backend, PROMPTS[2], "3 is larger than 5"), abs=1e-4
+    )
 
 
 def test_seeded_sample_is_the_same_alone_or_in_a_batch(backend):
@@ -66,7 +68,9 @@ def test_seeded_sample_is_the_same_alone_or_in_a_batch(backend):
 
 
 def test_greedy_generation_stops_at_stop_strings_and_max_tokens(backend):
-    long = backend.generate([GenerateRequest("Human: Count from 1 to 30.\n\nAssistant: 1, 2, 3,", max_tokens=20)])[0]
+    long = backend.generate(
+        [GenerateRequest("Human: Count from 1 to 30.\n\nAssistant: 1, 2, 3,", max_tokens=20)]
+    )[0]
     assert long.finish_reason == "length"
     stopped = backend.generate(
         [GenerateRequest("Human: Count from 1 to 30.\n\nAssistant: 1, 2, 3,", max_tokens=40, stop=(" 6",))]

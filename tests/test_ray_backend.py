@@ -27,7 +27,10 @@ def test_ray_workers_answer_like_the_local_backend(ray_backend):
     assert ray_backend.fingerprint() == local.fingerprint()
     assert ray_backend.parallelism == 2
     requests = [
-        ScoreRequest(f"Human: Question {i}? (a) yes (b) no (c) maybe.\n\nAssistant: The answer is", (" (a)", " (b)", " (c)"))
+        ScoreRequest(
+            f"Human: Question {i}? (a) yes (b) no (c) maybe.\n\nAssistant: The answer is",
+            (" (a)", " (b)", " (c)"),
+        )
         for i in range(6)
     ]
     engine = Engine(ray_backend, batch_size=2, max_concurrency=1, show_progress=False)

@@ -130,7 +130,11 @@ class HFBackend:
         # Only the last position's logits are needed: skipping the vocabulary projection of every other
         # position saves most of a small model's compute (49k x 576 per token for SmolLM2).
         out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **self._last_logits_only
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            **self._last_logits_only,
         )
         first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
 
@@ -406,7 +410,9 @@ def _converted_from_gguf(path: Path, digest: str) -> Path:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    print(f"converting {path.name} into a transformers folder once (cached in {folder.parent})", file=sys.stderr)
+    print(
+        f"converting {path.name} into a transformers folder once (cached in {folder.parent})", file=sys.stderr
+    )
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         model = AutoModelForCausalLM.from_pretrained(
