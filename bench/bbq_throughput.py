@@ -152,7 +152,12 @@ def main(argv: list[str] | None = None) -> int:
             idx = everything[lo : lo + size]
             for k in range(3):
                 runs[(c + k) % 3](idx)
-            print(f"chunk {c + 1}: items {lo}-{lo + len(idx) - 1} done", file=sys.stderr)
+            done = lo + len(idx)
+            print(f"chunk {c + 1}: items {lo}-{done - 1} done", file=sys.stderr)
+            # What a killed run leaves behind: the running totals after each chunk.
+            partial = {"items_done": done, "seconds": timings, "cpu_seconds": cpu, "loads": LOADS}
+            partial_file = out_dir / f"bbq_throughput-{n}-chunks{args.chunks}.partial.json"
+            partial_file.write_text(json.dumps(partial, indent=2) + "\n")
     for name in ("floor", "alignlab", "lm_eval_loglikelihood", "lm_eval_total"):
         print(f"{name}: {timings[name]:.1f}s", file=sys.stderr)
 
