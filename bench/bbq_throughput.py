@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         lm_samples.update(lm["samples"])
 
     everything = list(range(n))
+    per_chunk: list[dict] = []  # seconds per run and chunk: shows how the load moved during the run
     if args.chunks <= 1:
         # floor, alignlab, lm-eval, floor: the floor brackets the others; it is the mean of its two runs.
         floor(everything, "floor_1")
@@ -150,12 +151,20 @@ def main(argv: list[str] | None = None) -> int:
         runs = [lambda idx: floor(idx, "floor"), alignlab_run, lm_eval_run]
         for c, lo in enumerate(range(0, n, size)):
             idx = everything[lo : lo + size]
+            before = dict(timings)
             for k in range(3):
                 runs[(c + k) % 3](idx)
+            per_chunk.append({"items": len(idx), **{k: v - before.get(k, 0.0) for k, v in timings.items()}})
             done = lo + len(idx)
             print(f"chunk {c + 1}: items {lo}-{done - 1} done", file=sys.stderr)
             # What a killed run leaves behind: the running totals after each chunk.
-            partial = {"items_done": done, "seconds": timings, "cpu_seconds": cpu, "loads": LOADS}
+            partial = {
+                "items_done": done,
+                "seconds": timings,
+                "cpu_seconds": cpu,
+                "per_chunk": per_chunk,
+                "loads": LOADS,
+            }
             partial_file = out_dir / f"bbq_throughput-{n}-chunks{args.chunks}.partial.json"
             partial_file.write_text(json.dumps(partial, indent=2) + "\n")
     for name in ("floor", "alignlab", "lm_eval_loglikelihood", "lm_eval_total"):
@@ -205,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         "model_load_s": load_s,
         "seconds": timings,
         "cpu_seconds": cpu,
+        "seconds_per_chunk": per_chunk,
         "items_per_s": rate,
         "ratios": {
             "alignlab_over_lm_eval_loglikelihood": ratio_lm,
@@ -254,9 +264,10 @@ def _floor_batches(contexts: list[list[int]], batch_size: int, pad: int) -> list
 
 @torch.inference_mode()
 def _forward(model, batches) -> None:
-    # The least work that yields each prompt's next-token distribution: one pass, last position's logits only.
+    # The least work that yields each prompt's next-token distribution: one pass, last position's logits
+    # only, no KV cache kept.
     for ids, mask in batches:
-        model(input_ids=ids, attention_mask=mask, logits_to_keep=1)
+        model(input_ids=ids, attention_mask=mask, logits_to_keep=1, use_cache=False)
 
 
 # --- lm-evaluation-harness ---------------------------------------------------------------------------------

@@ -58,6 +58,33 @@ def test_continuations_of_different_lengths(backend):
     )
 
 
+SHARED_PREFIXES = ("3 is larger than 5", "3 is larger", "3 is smaller than 5", "5", " 5 is larger")
+
+
+def test_continuations_sharing_prefixes_in_one_tree(backend):
+    # The tree holds each shared prefix once; every continuation must still get its own path's score.
+    requests = [ScoreRequest(PROMPTS[2], SHARED_PREFIXES), ScoreRequest(PROMPTS[1], CONTINUATIONS)]
+    results = backend.score(requests)
+    for request, result in zip(requests, results, strict=True):
+        for continuation, got in zip(request.continuations, result.logprobs, strict=True):
+            assert got == pytest.approx(naive_logprob(backend, request.prompt, continuation), abs=1e-4)
+
+
+def test_two_pass_fallback_matches_the_one_pass_tree(backend):
+    # Models whose attention takes no custom 4D mask (sliding windows, flex) use the repeated-cache path.
+    requests = [ScoreRequest(PROMPTS[2], SHARED_PREFIXES), ScoreRequest(PROMPTS[0], CONTINUATIONS)]
+    assert backend._tree_attention
+    tree = backend.score(requests)
+    backend._tree_attention = False
+    try:
+        fallback = backend.score(requests)
+    finally:
+        backend._tree_attention = True
+    for a, b in zip(tree, fallback, strict=True):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+        assert a.num_tokens == b.num_tokens
+
+
 def test_seeded_sample_is_the_same_alone_or_in_a_batch(backend):
     request = GenerateRequest(PROMPTS[0], max_tokens=12, temperature=1.0, seed=7)
     alone = backend.generate([request])[0].text
@@ -90,3 +117,18 @@ def test_features_are_the_hidden_state_of_the_last_token(backend):
     assert len(result.vector) == backend.model.config.hidden_size
     with pytest.raises(AlignlabError, match="layer"):
         backend.features([FeaturesRequest("Hello", layer=999)])
+
+
+def test_continuation_tree_shares_prefixes_by_hand():
+    from alignlab.models.hf import _ContinuationTree
+
+    # " (a)" " (b)" " (c)" as SmolLM2 tokenises them: 365 then the letter then 25.
+    tree = _ContinuationTree([[365, 81, 25], [365, 82, 25], [365, 83, 25], [7]])
+    assert tree.tokens == [365, 81, 82, 83]  # inputs: the shared " (" once, each letter once, no last tokens
+    assert tree.depth == [0, 1, 1, 1]
+    assert tree.ancestors_and_self == [[0], [0, 1], [0, 2], [0, 3]]
+    assert tree.paths == [[0, 1], [0, 2], [0, 3], []]  # node k predicts token k + 1; "7" needs no input
+    # The same token under different parents is two nodes.
+    tree = _ContinuationTree([[1, 2, 3], [4, 2, 3]])
+    assert tree.tokens == [1, 2, 4, 2]
+    assert tree.paths == [[0, 1], [2, 3]]

@@ -1,9 +1,9 @@
 """transformers backend: a hub id, a local folder, or a GGUF file (converted once into a cached HF folder).
 
-Scoring runs each prompt once: one batched forward over the left-padded prompts gives the first token of
-every continuation, and the prompts' KV cache, repeated once per continuation, feeds the continuations'
-remaining tokens. lm-evaluation-harness instead runs prompt + continuation once per candidate; the
-log-probabilities are the same (tokenised the same way), the work is 1/k.
+Scoring runs each prompt once: each request's continuations follow its left-padded prompt in the same row,
+laid out as one token tree (shared prefixes once) under a 4D attention mask, so one forward pass scores a
+whole batch. lm-evaluation-harness instead runs prompt + continuation once per candidate; the
+log-probabilities are the same (tokenised the same way), the work is about 1/k.
 
 Sampling draws per-request Gumbel noise from a generator seeded by the request, so a request's sample does
 not depend on which other requests share its batch (a resumed run samples the same text).
@@ -58,6 +58,14 @@ class HFBackend:
         params = inspect.signature(self.model.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self._last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        # Token trees need a custom 4D mask: sdpa takes a boolean one, eager an additive one. Models with
+        # sliding-window layers would ignore their window under a custom mask, so they repeat the cache.
+        attn = getattr(self.model.config, "_attn_implementation", None)
+        sliding = getattr(self.model.config, "sliding_window", None) or "sliding_attention" in (
+            getattr(self.model.config, "layer_types", None) or ()
+        )
+        self._tree_attention = attn in ("sdpa", "eager") and not sliding
+        self._attn_mask_additive = attn == "eager"
 
     # --- identity -------------------------------------------------------------------------------
     def fingerprint(self) -> str:
@@ -123,12 +131,73 @@ class HFBackend:
             if any(not c for c in request_conts) or not contexts[i]:
                 raise AlignlabError("cannot score an empty prompt or an empty continuation")
 
-        # Phase 1: every prompt once, left-padded, keeping the KV cache.
+        if self._tree_attention:
+            totals = self._score_one_pass(contexts, conts)
+        else:
+            totals = self._score_two_passes(contexts, conts)
+        return [
+            ScoreResult(logprobs=t, num_tokens=[len(c) for c in rc])
+            for t, rc in zip(totals, conts, strict=True)
+        ]
+
+    def _score_one_pass(self, contexts: list[list[int]], conts: list[list[list[int]]]) -> list[list[float]]:
+        """One forward per batch: each row is the left-padded prompt followed by its continuations laid out
+        as a token tree, under a 4D mask in which a tree token sees the prompt and its own ancestors only.
+        A shared prefix (" (" of " (a)", " (b)", " (c)") runs once, and no KV cache is kept or copied."""
+        trees = [_ContinuationTree(rc) for rc in conts]
+        width = max(len(t.tokens) for t in trees)
+        ids, pmask = _left_pad(contexts, self._pad_id())
+        batch, prompt_w = ids.shape
+        total_w = prompt_w + width
+        tree_ids = torch.full((batch, width), self._pad_id(), dtype=torch.long)
+        positions = torch.zeros((batch, total_w), dtype=torch.long)
+        positions[:, :prompt_w] = (pmask.cumsum(-1) - 1).clamp(min=0)
+        see = torch.zeros((batch, 1, total_w, total_w), dtype=torch.bool)
+        causal = torch.ones((prompt_w, prompt_w), dtype=torch.bool).tril()
+        see[:, 0, :prompt_w, :prompt_w] = causal[None] & pmask.bool()[:, None, :]
+        see[:, 0, prompt_w:, :prompt_w] = pmask.bool()[:, None, :]
+        diagonal = torch.arange(total_w)
+        see[:, 0, diagonal, diagonal] = True  # every row sees itself, so no row is empty (padding included)
+        prompt_len = pmask.sum(-1)
+        for i, tree in enumerate(trees):
+            tree_ids[i, : len(tree.tokens)] = torch.tensor(tree.tokens, dtype=torch.long)
+            for q, (depth, lineage) in enumerate(zip(tree.depth, tree.ancestors_and_self, strict=True)):
+                positions[i, prompt_w + q] = prompt_len[i] + depth
+                see[i, 0, prompt_w + q, [prompt_w + a for a in lineage]] = True
+            see[i, 0, prompt_w + len(tree.tokens) :, :prompt_w] = False  # padding slots see only themselves
+        if self._attn_mask_additive:
+            mask4 = torch.zeros(see.shape, dtype=self.model.dtype)
+            mask4.masked_fill_(~see, torch.finfo(self.model.dtype).min)
+        else:
+            mask4 = see
+        out = self.model(
+            input_ids=torch.cat([ids, tree_ids], dim=1).to(self.device),
+            attention_mask=mask4.to(self.device),
+            position_ids=positions.to(self.device),
+            use_cache=False,
+            # The last prompt position predicts every first token, the tree nodes the rest; skipping the
+            # vocabulary projection elsewhere saves most of a small model's compute (49k x 576 per token).
+            **({"logits_to_keep": width + 1} if self._last_logits_only else {}),
+        )
+        logp = torch.log_softmax(out.logits[:, -(width + 1) :, :].float(), dim=-1).cpu()
+        totals = []
+        for i, (tree, rc) in enumerate(zip(trees, conts, strict=True)):
+            row = []
+            for path, c in zip(tree.paths, rc, strict=True):
+                # column 0 is the last prompt position; tree node q is column q + 1
+                row.append(
+                    logp[i, 0, c[0]].item()
+                    + sum(logp[i, node + 1, c[k + 1]].item() for k, node in enumerate(path))
+                )
+            totals.append(row)
+        return totals
+
+    def _score_two_passes(self, contexts: list[list[int]], conts: list[list[list[int]]]) -> list[list[float]]:
+        """For attention kinds that take no custom mask: every prompt once keeping its KV cache, then the
+        continuations' remaining tokens on that cache repeated once per continuation."""
         ids, mask = _left_pad(contexts, self._pad_id())
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        # Only the last position's logits are needed: skipping the vocabulary projection of every other
-        # position saves most of a small model's compute (49k x 576 per token for SmolLM2).
         out = self.model(
             input_ids=ids,
             attention_mask=mask,
@@ -137,47 +206,40 @@ class HFBackend:
             **self._last_logits_only,
         )
         first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+        totals = [[first[i, c[0]].item() for c in rc] for i, rc in enumerate(conts)]
+        if any(len(c) > 1 for rc in conts for c in rc):
+            cache = getattr(out, "past_key_values", None) or out.cache
+            self._score_rest_repeated(conts, mask, cache, totals)
+        return totals
 
-        # Phase 2: the rest of each continuation, on the prompt's cache repeated once per continuation.
+    def _score_rest_repeated(self, conts, mask, cache, totals) -> None:
         owner = [i for i, rc in enumerate(conts) for _ in rc]
         flat = [c for rc in conts for c in rc]
-        totals = [first[owner[j], flat[j][0]].item() for j in range(len(flat))]
         rest = [c[:-1] for c in flat]  # inputs that predict tokens 1..m-1
-        if any(len(c) > 1 for c in flat):
-            cache = getattr(out, "past_key_values", None) or out.cache
-            cache.batch_select_indices(torch.tensor(owner, device=self.device))
-            width = max(len(r) for r in rest)
-            step_ids = torch.full((len(flat), width), self._pad_id(), dtype=torch.long)
-            step_mask = torch.zeros((len(flat), width), dtype=torch.long)
-            for j, r in enumerate(rest):
-                step_ids[j, : len(r)] = torch.tensor(r)
-                step_mask[j, : len(r)] = 1
-            step_ids, step_mask = step_ids.to(self.device), step_mask.to(self.device)
-            prompt_len = mask.sum(-1)[owner]
-            step_pos = prompt_len[:, None] + torch.arange(width, device=self.device)[None, :]
-            full_mask = torch.cat([mask[owner], step_mask], dim=1)
-            out2 = self.model(
-                input_ids=step_ids,
-                attention_mask=full_mask,
-                position_ids=step_pos,
-                use_cache=True,
-                **{self._cache_kwarg: cache},
-            )
-            logp = torch.log_softmax(out2.logits.float(), dim=-1)
-            for j, c in enumerate(flat):
-                for k in range(1, len(c)):
-                    totals[j] += logp[j, k - 1, c[k]].item()
-        results = []
-        cursor = 0
-        for rc in conts:
-            results.append(
-                ScoreResult(
-                    logprobs=totals[cursor : cursor + len(rc)],
-                    num_tokens=[len(c) for c in rc],
-                )
-            )
-            cursor += len(rc)
-        return results
+        cache.batch_select_indices(torch.tensor(owner, device=self.device))
+        width = max(len(r) for r in rest)
+        step_ids = torch.full((len(flat), width), self._pad_id(), dtype=torch.long)
+        step_mask = torch.zeros((len(flat), width), dtype=torch.long)
+        for j, r in enumerate(rest):
+            step_ids[j, : len(r)] = torch.tensor(r, dtype=torch.long)
+            step_mask[j, : len(r)] = 1
+        step_ids, step_mask = step_ids.to(self.device), step_mask.to(self.device)
+        prompt_len = mask.sum(-1)[owner]
+        step_pos = prompt_len[:, None] + torch.arange(width, device=self.device)[None, :]
+        full_mask = torch.cat([mask[owner], step_mask], dim=1)
+        out = self.model(
+            input_ids=step_ids,
+            attention_mask=full_mask,
+            position_ids=step_pos,
+            use_cache=True,
+            **{self._cache_kwarg: cache},
+        )
+        logp = torch.log_softmax(out.logits.float(), dim=-1).cpu()
+        j = 0
+        for i, rc in enumerate(conts):
+            for n, c in enumerate(rc):
+                totals[i][n] += sum(logp[j, k - 1, c[k]].item() for k in range(1, len(c)))
+                j += 1
 
     @torch.inference_mode()
     def token_logprobs(self, text: str) -> list[tuple[str, float | None]]:
@@ -330,6 +392,31 @@ def _as_list(value) -> list:
     if value is None:
         return []
     return list(value) if isinstance(value, list | tuple) else [value]
+
+
+class _ContinuationTree:
+    """The input tokens of one request's continuations (all but each one's last token) as a trie: node q
+    holds tokens[q] at depth[q] (0 = a continuation's first token); paths[j][k] is the node that predicts
+    continuation j's token k + 1."""
+
+    def __init__(self, continuations: list[list[int]]) -> None:
+        self.tokens: list[int] = []
+        self.depth: list[int] = []
+        self.ancestors_and_self: list[list[int]] = []
+        self.paths: list[list[int]] = []
+        children: dict[tuple[int, int], int] = {}  # (parent node, -1 at the root; token) -> node
+        for cont in continuations:
+            lineage: list[int] = []
+            for k, token in enumerate(cont[:-1]):
+                key = (lineage[-1] if lineage else -1, token)
+                node = children.get(key)
+                if node is None:
+                    node = children[key] = len(self.tokens)
+                    self.tokens.append(token)
+                    self.depth.append(k)
+                    self.ancestors_and_self.append([*lineage, node])
+                lineage.append(node)
+            self.paths.append(lineage)
 
 
 def _left_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
