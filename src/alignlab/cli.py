@@ -19,7 +19,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 # Commands whose modules register themselves: (module, attribute holding register()).
-PLUGINS = ("alignlab.data.cli", "alignlab.serve", "alignlab.popcode.cli")
+PLUGINS = ("alignlab.data.cli", "alignlab.serve", "alignlab.popcode.cli", "alignlab.report.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +102,13 @@ def _add_eval(sub) -> None:
     )
     p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="then write the HTML report of every run beside this one (the run folder's parent) to FILE",
+    )
     p.set_defaults(func=_run_eval_bbq)
 
 
@@ -138,6 +145,11 @@ def _run_eval_bbq(args) -> int:
     console.print(
         f"run folder: {result.out}  (metrics.json, samples.jsonl, config.json, bias_by_category.png)"
     )
+    if args.report is not None:
+        from alignlab.report import write_report
+
+        runset = write_report(result.out.parent, args.report)
+        console.print(f"report of {len(runset.runs)} runs in {result.out.parent}: {args.report}")
     return 0
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_bias_by_category"]
+__all__ = ["bias_by_category_figure", "plot_bias_by_category"]
 
 _CONTEXT_TITLES = {
     "ambig": "Ambiguous contexts (s_AMB)",
@@ -118,6 +118,18 @@ def plot_bias_by_category(
     Returns:
         The path written.
     """
+    fig = bias_by_category_figure(metrics_by_condition, context)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png", dpi=120)
+    return out
+
+
+def bias_by_category_figure(
+    metrics_by_condition: Mapping[str, Mapping[str, Any]],
+    context: str | Sequence[str] = "ambig",
+) -> Figure:
+    """The figure `plot_bias_by_category` writes, for callers that place it themselves (the report)."""
     contexts = (
         ["ambig", "disambig"]
         if context == "both"
@@ -156,7 +168,4 @@ def plot_bias_by_category(
         "BBQ bias score by category, 95% bootstrap CI\n(raw scale -1..1; Parrish et al.'s tables show x100)",
         fontsize=10,
     )
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", dpi=120)
-    return out
+    return fig

@@ -6,6 +6,7 @@ command again resumes it; a different run in the same folder is refused rather t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -46,7 +47,8 @@ def write_json_atomic(path: Path, data) -> None:
         )
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. the parent is a file: there is no temporary file
+            tmp.unlink(missing_ok=True)
         raise AlignlabError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 

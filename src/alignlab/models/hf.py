@@ -60,10 +60,13 @@ class HFBackend:
         self._last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         # Token trees need a custom 4D mask: sdpa takes a boolean one, eager an additive one. Models with
         # sliding-window layers would ignore their window under a custom mask, so they repeat the cache.
-        attn = getattr(self.model.config, "_attn_implementation", None)
-        sliding = getattr(self.model.config, "sliding_window", None) or "sliding_attention" in (
-            getattr(self.model.config, "layer_types", None) or ()
-        )
+        config = self.model.config
+        attn = getattr(config, "_attn_implementation", None)
+        layer_types = getattr(config, "layer_types", None)  # transformers 5: per-layer attention kinds
+        if layer_types:
+            sliding = "sliding_attention" in layer_types
+        else:
+            sliding = bool(getattr(config, "sliding_window", None))
         self._tree_attention = attn in ("sdpa", "eager") and not sliding
         self._attn_mask_additive = attn == "eager"
 

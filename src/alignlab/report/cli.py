@@ -1,0 +1,129 @@
+"""`alignlab index` and `alignlab report`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from alignlab.errors import AlignlabError
+
+FORMATS = ("table", "csv", "parquet", "json")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("index", help="every run's metrics as one long table")
+    p.add_argument(
+        "root", type=Path, nargs="?", default=Path("runs"), help="folder of run folders (default: runs)"
+    )
+    p.add_argument("--format", choices=FORMATS, default="table", help="table (printed), csv, parquet or json")
+    p.add_argument(
+        "-o", "--output", type=Path, default=None, help="file to write (default: stdout; parquet needs one)"
+    )
+    p.add_argument("--all-groups", action="store_true", help="table format: per-category rows too")
+    p.set_defaults(func=_run_index)
+
+    r = sub.add_parser("report", help="one offline HTML report of every run")
+    r.add_argument(
+        "root", type=Path, nargs="?", default=Path("runs"), help="folder of run folders (default: runs)"
+    )
+    r.add_argument(
+        "-o", "--output", type=Path, default=Path("report.html"), help="HTML file (default: report.html)"
+    )
+    r.add_argument(
+        "--samples-per-run", type=int, default=200, help="samples in each run's drill-down (0: none)"
+    )
+    r.add_argument(
+        "--detail-runs", type=int, default=30, help="runs with their own figures and drill-down, newest first"
+    )
+    r.add_argument("--title", default="alignlab report")
+    r.set_defaults(func=_run_report)
+
+
+def _run_index(args) -> int:
+    from alignlab.report import build_index, find_runs
+
+    runset = find_runs(args.root)
+    for problem in runset.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    index = build_index(runset.runs)
+    incomplete = sum(not r.complete for r in runset.runs)
+    if incomplete:
+        print(
+            f"note: {incomplete} run(s) without metrics.json (not finished) are not in the index",
+            file=sys.stderr,
+        )
+    if args.format == "table":
+        _print_table(index if args.all_groups else index[index["group"] == "overall"])
+        return 0
+    if args.format == "parquet" and args.output is None:
+        raise AlignlabError("--format parquet needs -o FILE")
+    try:
+        if args.format == "csv":
+            text = index.to_csv(index=False)
+        elif args.format == "json":
+            text = index.to_json(orient="records", indent=1) + "\n"
+        else:
+            try:
+                index.to_parquet(args.output, index=False)
+            except ImportError as exc:
+                raise AlignlabError(f"--format parquet needs pyarrow ({exc})") from exc
+            print(f"{len(index)} rows written to {args.output}", file=sys.stderr)
+            return 0
+        if args.output is None:
+            sys.stdout.write(text)
+        else:
+            args.output.write_text(text, encoding="utf-8")
+            print(f"{len(index)} rows written to {args.output}", file=sys.stderr)
+    except OSError as exc:
+        raise AlignlabError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
+    return 0
+
+
+def _print_table(index) -> None:
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{index['run'].nunique()} runs · {len(index)} numbers", title_justify="left")
+    for column in (
+        "run",
+        "experiment",
+        "model",
+        "parameters",
+        "condition",
+        "group",
+        "metric",
+        "value",
+        "ci",
+        "n",
+    ):
+        table.add_column(column, justify="right" if column in ("parameters", "value", "n") else "left")
+    for rec in index.itertuples(index=False):
+        ci = "" if pd.isna(rec.ci_low) else f"[{rec.ci_low:.3f}, {rec.ci_high:.3f}]"
+        table.add_row(
+            rec.run,
+            rec.experiment,
+            rec.model,
+            "" if pd.isna(rec.parameters) else f"{int(rec.parameters):,}",
+            rec.condition,
+            rec.group,
+            rec.metric,
+            "" if pd.isna(rec.value) else f"{rec.value:.4g}",
+            ci,
+            "" if pd.isna(rec.n) else str(int(rec.n)),
+        )
+    Console().print(table)
+
+
+def _run_report(args) -> int:
+    from alignlab.report import ReportOptions, write_report
+
+    runset = write_report(
+        args.root,
+        args.output,
+        ReportOptions(samples_per_run=args.samples_per_run, detail_runs=args.detail_runs, title=args.title),
+    )
+    for problem in runset.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    print(f"report of {len(runset.runs)} runs written to {args.output}")
+    return 0

@@ -1,0 +1,124 @@
+"""Find and read run folders: config.json and metrics.json (samples.jsonl only when asked for).
+
+A folder with config.json is a run; without metrics.json it is incomplete (still running, or killed).
+Unreadable files are reported, not fatal: one bad folder must not hide a thousand good ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from alignlab.errors import AlignlabError
+from alignlab.runfolder import CONFIG, METRICS, SAMPLES
+
+
+@dataclass
+class Run:
+    path: Path
+    name: str  # the folder relative to the root it was found under
+    config: dict
+    metrics: dict | None  # None: the run has not finished
+
+    @property
+    def experiment(self) -> str:
+        return str(self.config.get("experiment") or self.config.get("identity", {}).get("experiment") or "?")
+
+    @property
+    def model(self) -> str:
+        model = self.config.get("model")
+        if isinstance(model, dict):
+            return str(model.get("spec") or "?")
+        return str(self.config.get("identity", {}).get("model") or model or "?")
+
+    @property
+    def parameters(self) -> int | None:
+        model = self.config.get("model")
+        value = model.get("parameters") if isinstance(model, dict) else None
+        return int(value) if isinstance(value, int | float) and value > 0 else None
+
+    @property
+    def config_hash(self) -> str:
+        return str(self.config.get("config_hash") or "")
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.config.get("identity", {}).get("model_fingerprint") or "")
+
+    @property
+    def date(self) -> str:
+        return str(self.config.get("started") or "")
+
+    @property
+    def complete(self) -> bool:
+        return self.metrics is not None
+
+    def samples(self, limit: int | None = None) -> Iterator[dict]:
+        """The run's samples in file order; a line that is not JSON ends the reading with an error."""
+        path = self.path / SAMPLES
+        if not path.is_file():
+            return
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if limit is not None and number > limit:
+                    return
+                if not line.strip():
+                    continue
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise AlignlabError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+
+
+@dataclass
+class RunSet:
+    runs: list[Run] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # one line per folder that could not be read
+
+
+def find_runs(root: Path | str) -> RunSet:
+    """Every run folder under root (root itself may be one), sorted by name."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise AlignlabError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise AlignlabError(f"{root}: not a folder")
+    found = RunSet()
+    folders = []
+    # os.walk, not rglob: it lets us stop descending into a run (its subfolders are its own business).
+    for current, dirs, files in os.walk(root):
+        if CONFIG in files:
+            folders.append(Path(current))
+            dirs.clear()
+        else:
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    for folder in sorted(folders):
+        name = folder.relative_to(root).as_posix() if folder != root else folder.name
+        try:
+            found.runs.append(read_run(folder, name))
+        except AlignlabError as exc:
+            found.problems.append(str(exc))
+    return found
+
+
+def read_run(folder: Path, name: str | None = None) -> Run:
+    config = _read_json(folder / CONFIG)
+    if not isinstance(config, dict) or "identity" not in config:
+        raise AlignlabError(f"{folder / CONFIG}: not an alignlab run config (no 'identity')")
+    metrics = _read_json(folder / METRICS) if (folder / METRICS).is_file() else None
+    if metrics is not None and not isinstance(metrics, dict):
+        raise AlignlabError(f"{folder / METRICS}: expected a JSON object")
+    return Run(path=folder, name=name or folder.name, config=config, metrics=metrics)
+
+
+def _read_json(path: Path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise AlignlabError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AlignlabError(f"{path}: unreadable ({getattr(exc, 'strerror', None) or exc})") from exc

@@ -1,0 +1,124 @@
+"""The extension point: each experiment supplies one `Section` that tells the index and the report how to
+read its runs (which numbers, which headline metrics, which figures, which sample fields).
+
+    from alignlab.report.sections import Section, register
+
+    class WinogenderSection(Section):
+        experiment = "winogender"
+        title = "Winogender"
+        headline = ("pronoun_correlation",)
+        def run_figures(self, run): ...
+
+    register(WinogenderSection())
+
+Built-in experiments are found through BUILTIN (imported on first use); a run of an experiment nobody
+registered still gets the generic section: its numbers in the index and tables, no figures.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from alignlab.report.runs import Run
+
+BUILTIN = {"bbq": "alignlab.experiments.bbq_report"}
+
+
+class MetricRow(NamedTuple):
+    condition: str
+    group: str
+    metric: str
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int | None
+
+
+@dataclass
+class Figure:
+    title: str
+    png: bytes
+    caption: str = ""
+
+
+class Section:
+    experiment = "*"
+    title = "Other experiments"
+    description = ""
+    # Overall-group metrics shown in the overview table and plotted against parameter count.
+    headline: tuple[str, ...] = ()
+    # Keys of metrics.json whose children are subgroups (e.g. categories) rather than metrics.
+    group_keys: tuple[str, ...] = ("by_category", "by_group")
+    # (sample field, column title) for the drill-down table; the detail fields open under each row.
+    sample_columns: tuple[tuple[str, str], ...] = (("id", "id"), ("condition", "condition"))
+    sample_details: tuple[str, ...] = ("prompt",)
+
+    def metric_rows(self, metrics: dict) -> Iterator[MetricRow]:
+        """Flatten metrics.json: {"conditions": {COND: {...}}}; an object with "value" is an estimate
+        (with "ci" and "n"), a plain number is a metric of its own, group_keys hold subgroups."""
+        conditions = metrics.get("conditions")
+        if not isinstance(conditions, dict):
+            conditions = {"": {k: v for k, v in metrics.items() if k not in ("experiment", "model")}}
+        for condition, body in conditions.items():
+            if isinstance(body, dict):
+                yield from self._walk(str(condition), "overall", "", body)
+
+    def _walk(self, condition: str, group: str, prefix: str, body: dict) -> Iterator[MetricRow]:
+        for key, value in body.items():
+            if key in self.group_keys and isinstance(value, dict):
+                for name, sub in value.items():
+                    if isinstance(sub, dict):
+                        yield from self._walk(condition, str(name), "", sub)
+            elif isinstance(value, dict) and "value" in value:
+                ci = value.get("ci")
+                low, high = (ci[0], ci[1]) if isinstance(ci, list | tuple) and len(ci) == 2 else (None, None)
+                yield MetricRow(
+                    condition,
+                    group,
+                    prefix + key,
+                    _number(value.get("value")),
+                    _number(low),
+                    _number(high),
+                    _count(value.get("n")),
+                )
+            elif isinstance(value, dict):
+                yield from self._walk(condition, group, f"{prefix}{key}.", value)
+            elif _number(value) is not None:
+                yield MetricRow(condition, group, prefix + key, _number(value), None, None, None)
+
+    def run_figures(self, run: Run) -> list[Figure]:
+        """Figures of one finished run (the report places them in the experiment's section)."""
+        return []
+
+    def sample_value(self, sample: dict, key: str) -> Any:
+        return sample.get(key)
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _count(value) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+_SECTIONS: dict[str, Section] = {}
+_GENERIC = Section()
+
+
+def register(section: Section) -> Section:
+    _SECTIONS[section.experiment] = section
+    return section
+
+
+def section_for(experiment: str) -> Section:
+    if experiment not in _SECTIONS and experiment in BUILTIN:
+        importlib.import_module(BUILTIN[experiment])  # registers itself
+    return _SECTIONS.get(experiment, _GENERIC)
