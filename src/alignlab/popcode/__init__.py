@@ -6,28 +6,28 @@ optimal cell density and gain for infomax and discrimination objectives (closed 
 numeric optimiser), threshold predictions, and ML decoding against the Cramer-Rao bound.
 """
 
-from alignlab.popcode.fisher import approx_fisher, approximation_error, exact_fisher
-from alignlab.popcode.optimal import (
-    Allocation,
-    Objective,
-    allocation_error,
-    closed_form,
-    numeric_optimum,
-    parse_objective,
-)
-from alignlab.popcode.population import GaussianTuning, Population
-from alignlab.popcode.predictions import fit_power_law, thresholds
-from alignlab.popcode.prior import (
-    Prior,
-    from_function,
-    from_samples,
-    from_table,
-    gaussian,
-    load_prior_file,
-    lognormal,
-    resolve_prior,
-)
-from alignlab.popcode.simulate import draw_counts, ml_decode, mse_vs_crb
+import importlib
+
+# Names resolve on first use, so `alignlab --help` and other commands do not pay for scipy.stats.
+_WHERE = {
+    "fisher": ("approx_fisher", "approximation_error", "exact_fisher"),
+    "optimal": ("Allocation", "Objective", "allocation_error", "closed_form", "numeric_optimum", "parse_objective"),
+    "population": ("GaussianTuning", "Population"),
+    "predictions": ("fit_power_law", "thresholds"),
+    "prior": (
+        "Prior", "from_function", "from_samples", "from_table", "gaussian", "load_prior_file", "lognormal",
+        "resolve_prior",
+    ),
+    "simulate": ("draw_counts", "ml_decode", "mse_vs_crb"),
+}  # fmt: skip
+_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'alignlab.popcode' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"alignlab.popcode.{_MODULE_OF[name]}"), name)
+
 
 __all__ = [
     "Allocation",

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
-import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+# matplotlib loads inside the functions: `alignlab index` reads sections (and this module) but draws nothing.
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 
 def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
@@ -19,19 +21,40 @@ def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
 def plot_scaling(rows: pd.DataFrame, metric: str, title: str) -> bytes:
     """rows: index rows of one experiment and metric (group overall), one run per model; the x axis is
     parameter count (log), one line per condition, 95% intervals as error bars."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(6.0, 3.6), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    for i, (condition, part) in enumerate(rows.sort_values("parameters").groupby("condition", sort=False)):
+    conditions = list(dict.fromkeys(rows["condition"]))  # the runs' own order: q, q+if, q+if+cot
+    ordered = rows.sort_values("parameters")
+    for i, condition in enumerate(conditions):
+        part = ordered[ordered["condition"] == condition]
         x = part["parameters"].astype(float)
         y = part["value"]
         low = (y - part["ci_low"]).clip(lower=0).fillna(0)
         high = (part["ci_high"] - y).clip(lower=0).fillna(0)
         ax.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, color=f"C{i % 10}", label=condition or "-")
     ax.set_xscale("log")
-    ax.set_xlabel("parameters")
+    # One tick per model, named: a ladder has few rungs and the reader wants to know which is which.
+    sizes = ordered.drop_duplicates("parameters")
+    ax.set_xticks(sizes["parameters"].astype(float).tolist(), minor=False)
+    ax.set_xticks([], minor=True)
+    ax.set_xticklabels(
+        [f"{m}\n{_size(p)}" for m, p in zip(sizes["model"], sizes["parameters"], strict=True)], fontsize=7
+    )
+    ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel(metric)
     ax.set_title(title, fontsize=10)
     ax.grid(linewidth=0.4, alpha=0.5)
     ax.legend(title="condition", fontsize=8)
     return png_bytes(fig)
+
+
+def _size(parameters) -> str:
+    value = float(parameters)
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.0f}"
