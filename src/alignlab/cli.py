@@ -149,7 +149,9 @@ def _run_eval_bbq(args) -> int:
         from alignlab.report import write_report
 
         runset = write_report(result.out.parent, args.report)
-        console.print(f"report of {len(runset.runs)} runs in {result.out.parent}: {args.report}")
+        console.print(
+            f"report of {len(runset.runs)} run{'s' if len(runset.runs) != 1 else ''} in {result.out.parent}: {args.report}"
+        )
     return 0
 
 

@@ -125,5 +125,5 @@ def _run_report(args) -> int:
     )
     for problem in runset.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    print(f"report of {len(runset.runs)} runs written to {args.output}")
+    print(f"report of {len(runset.runs)} run{'s' if len(runset.runs) != 1 else ''} written to {args.output}")
     return 0
