@@ -260,3 +260,13 @@ def test_report_cli_and_unwritable_output(report_runs, tmp_path, capsys):
         write_report(tmp_path / "missing", tmp_path / "x.html")
     assert not list(tmp_path.glob(".*.tmp-*"))
 
+
+def test_a_malformed_sample_line_is_named_in_the_page_and_the_rest_still_renders(tmp_path):
+    folder = write_run(tmp_path / "runs" / "bad", "m", 10, 1, samples=[{"id": "ok-1", "condition": "q"}])
+    with open(folder / "samples.jsonl", "a", encoding="utf-8") as handle:
+        handle.write("{not json\n")
+    write_run(tmp_path / "runs" / "good", "m2", 20, 2, samples=[{"id": "fine-1", "condition": "q"}])
+    write_report(tmp_path / "runs", tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text()
+    assert "bad/samples.jsonl:2: not valid JSON" in page
+    assert "fine-1" in page and 'id="provenance"' in page
