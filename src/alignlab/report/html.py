@@ -84,9 +84,10 @@ def _table(table_id: str, headers: Sequence[str], rows: Iterable[Sequence[Html]]
 def _estimate(value: float, low: float, high: float) -> Html:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return Html("n/a")
-    text = f"{value:.3f}"
-    if not (pd.isna(low) or pd.isna(high)):
-        text += f" [{low:.3f}, {high:.3f}]"
+    if pd.isna(low) or pd.isna(high):
+        # counts (n, n_biased, ...) are whole numbers: no decimals
+        return Html(_esc(f"{int(value)}" if float(value).is_integer() else f"{value:.3f}"))
+    text = f"{value:.3f} [{low:.3f}, {high:.3f}]"
     return Html(_esc(text))
 
 
