@@ -13,6 +13,18 @@ from pathlib import Path
 from alignlab.errors import AlignlabError
 
 
+def read_jsonl(path: Path) -> Iterator[dict]:
+    """Each line of a JSONL file, parsed; blank lines skipped; a bad line raises naming file and line."""
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise AlignlabError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+
+
 def sample_key(sample: dict) -> tuple[str, str]:
     return str(sample["id"]), str(sample["condition"])
 
@@ -33,16 +45,8 @@ class SampleLog:
                 handle.truncate(data.rfind(b"\n") + 1)
 
     def read(self) -> Iterator[dict]:
-        if not self.path.is_file():
-            return
-        with open(self.path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise AlignlabError(f"{self.path}:{number}: not valid JSON ({exc.msg})") from exc
+        if self.path.is_file():
+            yield from read_jsonl(self.path)
 
     def done(self) -> set[tuple[str, str]]:
         return {sample_key(s) for s in self.read()}

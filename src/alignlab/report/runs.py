@@ -6,12 +6,14 @@ Unreadable files are reported, not fatal: one bad folder must not hide a thousan
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alignlab.engine.samples import read_jsonl
 from alignlab.errors import AlignlabError
 from alignlab.runfolder import CONFIG, METRICS, SAMPLES
 
@@ -57,20 +59,11 @@ class Run:
         return self.metrics is not None
 
     def samples(self, limit: int | None = None) -> Iterator[dict]:
-        """The run's samples in file order; a line that is not JSON ends the reading with an error."""
+        """The run's first `limit` samples (all by default) in file order; a line that is not JSON raises.
+        Reads only as far as it yields."""
         path = self.path / SAMPLES
-        if not path.is_file():
-            return
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if limit is not None and number > limit:
-                    return
-                if not line.strip():
-                    continue
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise AlignlabError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+        if path.is_file():
+            yield from itertools.islice(read_jsonl(path), limit)
 
 
 @dataclass
