@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
 from alignlab.errors import AlignlabError
 from alignlab.report.html import ReportOptions, render_report
 from alignlab.report.index import INDEX_COLUMNS, build_index
 from alignlab.report.runs import Run, RunSet, find_runs
+from alignlab.runfolder import write_text_atomic
 
 __all__ = ["INDEX_COLUMNS", "ReportOptions", "Run", "RunSet", "build_index", "find_runs", "write_report"]
 
@@ -20,13 +19,9 @@ def write_report(root: Path | str, out: Path | str, options: ReportOptions | Non
     index = build_index(runset.runs)
     page = render_report(runset, index, str(root), options or ReportOptions())
     out = Path(out).expanduser()
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, out)
     except OSError as exc:
-        with contextlib.suppress(OSError):  # e.g. the parent is a file: there is no temporary file
-            tmp.unlink(missing_ok=True)
         raise AlignlabError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    write_text_atomic(out, page)
     return runset
