@@ -42,7 +42,8 @@ def plot_scaling(rows: pd.DataFrame, metric: str, title: str) -> bytes:
     ax.set_xticks(sizes["parameters"].astype(float).tolist(), minor=False)
     ax.set_xticks([], minor=True)
     ax.set_xticklabels(
-        [f"{m}\n{_size(p)}" for m, p in zip(sizes["model"], sizes["parameters"], strict=True)], fontsize=7
+        [f"{m}\n{parameter_label(p)}" for m, p in zip(sizes["model"], sizes["parameters"], strict=True)],
+        fontsize=7,
     )
     ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel(metric)
@@ -52,9 +53,13 @@ def plot_scaling(rows: pd.DataFrame, metric: str, title: str) -> bytes:
     return png_bytes(fig)
 
 
-def _size(parameters) -> str:
-    value = float(parameters)
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+def parameter_label(parameters) -> str:
+    """135M, 1.71B: a parameter count for people; empty when unknown."""
+    try:
+        value = int(parameters)
+    except (TypeError, ValueError):  # None, NaN or pandas' NA
+        return ""
+    for unit, scale in (("B", 10**9), ("M", 10**6), ("K", 10**3)):
         if value >= scale:
             return f"{value / scale:.3g}{unit}"
-    return f"{value:.0f}"
+    return str(value)

@@ -21,6 +21,7 @@ import pandas as pd
 
 from alignlab import __version__
 from alignlab.errors import AlignlabError
+from alignlab.report.figures import parameter_label as _parameter_label
 from alignlab.report.figures import plot_scaling
 from alignlab.report.index import latest_per_model
 from alignlab.report.runs import Run, RunSet
@@ -191,7 +192,7 @@ def _overview(runs: list[Run], index: pd.DataFrame, prov_id: dict[str, str]) -> 
                 _run_link(run.name, prov_id),
                 _cell(run.experiment),
                 _cell(run.model),
-                _cell(_params(run.parameters), sort=run.parameters or "", num=True),
+                _cell(_parameter_label(run.parameters), sort=run.parameters or "", num=True),
                 _cell(", ".join(map(str, conditions)) if isinstance(conditions, list) else ""),
                 _cell(run.config.get("n_items", ""), num=True),
                 _cell("complete" if run.complete else "incomplete"),
@@ -214,22 +215,15 @@ def _overview(runs: list[Run], index: pd.DataFrame, prov_id: dict[str, str]) -> 
         ],
         rows,
     )
-    headline_rows = []
-    for experiment in sorted(set(index["experiment"])) if not index.empty else []:
-        section = section_for(experiment)
-        part = index[
+    parts = [
+        index[
             (index["experiment"] == experiment)
             & (index["group"] == "overall")
-            & index["metric"].isin(section.headline)
+            & index["metric"].isin(section_for(experiment).headline)
         ]
-        for rec in part.itertuples(index=False):
-            headline_rows.append(_metric_row(rec, prov_id, with_group=False))
-    headline = _table(
-        "headline",
-        ["run", "experiment", "model", "parameters", "condition", "metric", "value [95% CI]", "n"],
-        headline_rows[:MAX_TABLE_ROWS],
-        note=_cap_note(len(headline_rows)),
-    )
+        for experiment in sorted(set(index["experiment"]))
+    ]
+    headline = _metric_table("headline", pd.concat(parts) if parts else index, prov_id, with_group=False)
     return Html(
         '<section id="overview"><h2>Overview</h2><h3>Runs</h3>'
         '<p class="muted">Each run links to its provenance: config hash, model fingerprint, data checksums, '
@@ -238,12 +232,26 @@ def _overview(runs: list[Run], index: pd.DataFrame, prov_id: dict[str, str]) -> 
     )
 
 
+def _metric_table(table_id: str, rows: pd.DataFrame, prov_id: dict[str, str], with_group: bool) -> Html:
+    """Index rows as a table (the first MAX_TABLE_ROWS of them), one column per field of `_metric_row`."""
+    headers = ["run", "experiment", "model", "parameters", "condition"]
+    headers += ["group"] * with_group + ["metric", "value [95% CI]", "n"]
+    body = [
+        _metric_row(rec, prov_id, with_group) for rec in rows.head(MAX_TABLE_ROWS).itertuples(index=False)
+    ]
+    return _table(table_id, headers, body, note=_cap_note(len(rows)))
+
+
 def _metric_row(rec, prov_id: dict[str, str], with_group: bool) -> list[Html]:
     cells = [
         _run_link(rec.run, prov_id),
         _cell(rec.experiment),
         _cell(rec.model),
-        _cell(_params(rec.parameters), sort="" if pd.isna(rec.parameters) else int(rec.parameters), num=True),
+        _cell(
+            _parameter_label(rec.parameters),
+            sort="" if pd.isna(rec.parameters) else int(rec.parameters),
+            num=True,
+        ),
         _cell(rec.condition),
     ]
     if with_group:
@@ -264,16 +272,6 @@ def _cap_note(total: int) -> str:
     if total <= MAX_TABLE_ROWS:
         return ""
     return f"first {MAX_TABLE_ROWS:,} of {total:,} rows; all of them: alignlab index RUNS --format csv"
-
-
-def _params(value) -> str:
-    if value is None or pd.isna(value):
-        return ""
-    value = int(value)
-    for unit, size in (("B", 10**9), ("M", 10**6), ("K", 10**3)):
-        if value >= size:
-            return f"{value / size:.3g}{unit}"
-    return str(value)
 
 
 def _experiment(
@@ -298,26 +296,8 @@ def _experiment(
         skipped = sum(r.complete for r in runs) - len(detailed)
         note = f'<p class="muted">{skipped} older runs are drawn only in the tables (--detail-runs).</p>'
         out.append("<h3>Per run</h3>" + (note if skipped else "") + "".join(figures))
-    rows = [_metric_row(rec, prov_id, with_group=True) for rec in part.itertuples(index=False)]
     out.append("<h3>All metrics</h3>")
-    out.append(
-        _table(
-            f"metrics-{anchor}",
-            [
-                "run",
-                "experiment",
-                "model",
-                "parameters",
-                "condition",
-                "group",
-                "metric",
-                "value [95% CI]",
-                "n",
-            ],
-            rows[:MAX_TABLE_ROWS],
-            note=_cap_note(len(rows)),
-        )
-    )
+    out.append(_metric_table(f"metrics-{anchor}", part, prov_id, with_group=True))
     out.append(_samples(runs, section, options, anchor))
     out.append("</section>")
     return Html("".join(out))
@@ -394,20 +374,11 @@ def _count_lines(path) -> int:
 
 def _index_section(index: pd.DataFrame, prov_id: dict[str, str]) -> Html:
     overall = index[index["group"] == "overall"] if not index.empty else index
-    rows = [
-        _metric_row(rec, prov_id, with_group=False)
-        for rec in overall.head(MAX_TABLE_ROWS).itertuples(index=False)
-    ]
     return Html(
         '<section id="index"><h2>Index</h2><p class="muted">Every overall number of every finished run; '
         "per-category numbers are in each experiment's section. Export: "
         "<code>alignlab index RUNS --format csv|parquet|json</code>.</p>"
-        + _table(
-            "index-table",
-            ["run", "experiment", "model", "parameters", "condition", "metric", "value [95% CI]", "n"],
-            rows,
-            note=_cap_note(len(overall)),
-        )
+        + _metric_table("index-table", overall, prov_id, with_group=False)
         + "</section>"
     )
 
