@@ -42,6 +42,7 @@ from alignlab.engine.runner import Engine  # noqa: E402
 from alignlab.experiments import bbq  # noqa: E402
 from alignlab.models import load_model  # noqa: E402
 from alignlab.models.base import ScoreRequest  # noqa: E402
+from alignlab.models.hf import _left_pad  # noqa: E402
 from alignlab.prompts import Dialogue  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
@@ -251,14 +252,7 @@ def _floor_batches(contexts: list[list[int]], batch_size: int, pad: int) -> list
     order = sorted(range(len(contexts)), key=lambda i: -len(contexts[i]))
     batches = []
     for start in range(0, len(order), batch_size):
-        seqs = [contexts[i] for i in order[start : start + batch_size]]
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, s in enumerate(seqs):
-            ids[row, width - len(s) :] = torch.tensor(s)
-            mask[row, width - len(s) :] = 1
-        batches.append((ids, mask))
+        batches.append(_left_pad([contexts[i] for i in order[start : start + batch_size]], pad))
     return batches
 
 
