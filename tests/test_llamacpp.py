@@ -1,4 +1,8 @@
-"""The llama.cpp backend (gguf:/llamacpp: specs) on the bundled SmolLM2, checked against the transformers backend."""
+"""The llama.cpp backend (gguf:/llamacpp: specs) on the bundled SmolLM2, checked against the transformers backend.
+
+Every test here runs in a child process (`isolated`, see crash_isolation.py): a crash inside llama.cpp fails
+the test it happened in, and the rest of the suite runs on.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ import numpy as np
 import pytest
 
 from alignlab.errors import AlignlabError
-from alignlab.models import load_model
+from alignlab.models import llamacpp_load, load_model
 from alignlab.models.base import Chat, FeaturesRequest, GenerateRequest, ScoreRequest
 from alignlab.models.llamacpp import LlamaCppBackend
+
+pytestmark = pytest.mark.isolated
 
 SHARED = Path(__file__).parents[1].parent / "shared" / "datasets"
 AGE = SHARED / "bbq" / "data" / "Age.jsonl"
@@ -31,6 +37,15 @@ needs_llama_cpp = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None,
     reason="llama-cpp-python is not installed (pip install 'alignlab[llamacpp]')",
 )
+
+
+def amx_cpu_and_build() -> bool:
+    """This CPU has AMX and the installed llama.cpp has AMX kernels: where repacking crashes."""
+    import llama_cpp
+
+    flags = llamacpp_load.cpu_flags() or set()
+    built = llamacpp_load.build_has_amx(llama_cpp.llama_print_system_info().decode())
+    return built and any(flag in flags for flag in llamacpp_load.AMX_CPU_FLAGS)
 
 
 def model_test(test):
@@ -132,9 +147,11 @@ def test_next_token_logprobs_equal_llama_cpp_all_logits_path(llama):
 
     text = "Human: Who was not comfortable using the phone?\n\nAssistant: The answer is (c)"
     ids = llama.encode(text)
-    reference = llama_cpp.Llama(
-        str(llama.path), n_ctx=256, logits_all=True, verbose=False, n_threads=1, n_threads_batch=1
-    )
+    # loaded with the same weight buffers as ours (llama-cpp-python's default crashes on AMX CPUs)
+    with llamacpp_load.loading(llama_cpp, llama.info()["extra_buffers"]):
+        reference = llama_cpp.Llama(
+            str(llama.path), n_ctx=256, logits_all=True, verbose=False, n_threads=1, n_threads_batch=1
+        )
     reference.eval(ids)
     expected = reference.logits_to_logprobs(reference.scores[: len(ids)])
     got = llama.token_logprobs(text)
@@ -272,3 +289,32 @@ def test_identity(llama, hf):
     info = llama.info()
     assert info["backend"] == "llamacpp" and info["chat_template"] is True
     assert 130e6 < info["parameters"] < 140e6 and info["n_ctx"] >= 2048
+
+
+# --- weight buffers: no AMX repacking where it crashes (issue 8) -------------------------------------
+@model_test
+def test_no_amx_repacking_buffers_on_an_amx_cpu(llama, monkeypatch):
+    buffers = llama.info()["weight_buffers"]
+    # the load log was read: the weights are somewhere, about the file's size (98.4 MB, less the header)
+    assert 80 < sum(buffers.values()) < 200, buffers
+    if amx_cpu_and_build():
+        assert llama.info()["extra_buffers"] is False
+        assert "AMX" not in buffers and "CPU_REPACK" not in buffers, buffers
+    else:
+        assert llama.info()["extra_buffers"] is True
+    # the environment can switch repacking off anywhere
+    monkeypatch.setenv(llamacpp_load.REPACK_ENV, "off")
+    plain = LlamaCppBackend("gguf:plain", llama.path)
+    assert plain.info()["extra_buffers"] is False and set(plain.info()["weight_buffers"]) == {"CPU_Mapped"}
+    plain.close()
+
+
+@model_test
+def test_repack_on_is_what_puts_weights_in_amx_buffers(llama):
+    """The guard above is not vacuous: forced on, an AMX CPU's weights go to the AMX buffer (loaded only;
+    decoding would crash)."""
+    if not amx_cpu_and_build():
+        pytest.skip("needs an AMX CPU and a llama.cpp build with AMX kernels")
+    forced = LlamaCppBackend("gguf:forced", llama.path, repack="on")
+    assert forced.info()["extra_buffers"] is True and forced.info()["weight_buffers"].get("AMX", 0) > 50
+    forced.close()

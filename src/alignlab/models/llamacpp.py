@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from alignlab.errors import AlignlabError
+from alignlab.models import llamacpp_load
 from alignlab.models.base import (
     Chat,
     FeaturesRequest,
@@ -65,6 +66,7 @@ class LlamaCppBackend:
         n_ctx: int = 2048,
         n_threads: int | None = None,
         seed: int = 0,
+        repack: str | bool | None = None,
         **_ignored,
     ) -> None:
         self.spec = spec
@@ -86,10 +88,19 @@ class LlamaCppBackend:
         n_threads = max(1, int(n_threads))
         from llama_cpp._utils import suppress_stdout_stderr
 
+        # Repacking weight buffers crash on some AMX CPUs: see llamacpp_load.
+        system_info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
+        self._extra_buffers = llamacpp_load.extra_buffers_allowed(
+            llamacpp_load.repack_setting(repack), system_info, llamacpp_load.cpu_flags()
+        )
         # verbose=False still lets llama.cpp's warnings through (llama-cpp-python maps the newer log
         # levels wrongly), e.g. "llama_kv_cache_iswa: using full-size SWA cache" for Gemma 3.
+        log: list[str] = []
         try:
-            with suppress_stdout_stderr(disable=False):
+            with (
+                suppress_stdout_stderr(disable=False),
+                llamacpp_load.loading(llama_cpp, self._extra_buffers) as log,
+            ):
                 self._llama = llama_cpp.Llama(
                     model_path=str(self.path),
                     n_ctx=int(n_ctx),
@@ -100,10 +111,13 @@ class LlamaCppBackend:
                     verbose=False,
                 )
         except (ValueError, RuntimeError, OSError) as exc:
+            reason = llamacpp_load.last_error(log)
             raise AlignlabError(
                 f"llama.cpp cannot load model file {self.path} (truncated or corrupt, or an "
                 f"architecture llama-cpp-python {llama_cpp.__version__} does not know)"
+                + (f": {reason}" if reason else "")
             ) from exc
+        self._weight_buffers = llamacpp_load.weight_buffers("".join(log))
         self._ctx = self._llama.ctx
         self._vocab = llama_cpp.llama_model_get_vocab(self._llama.model)
         self._n_vocab = self._llama.n_vocab()
@@ -159,6 +173,9 @@ class LlamaCppBackend:
             "n_threads": self._llama.n_threads,
             "llama_cpp": self._lib.__version__,
             "chat_template": self._template_source is not None,
+            # whether repacking buffer types were allowed, and the MiB of weights llama.cpp put in each
+            "extra_buffers": self._extra_buffers,
+            "weight_buffers": self._weight_buffers,
         }
 
     # --- prompts --------------------------------------------------------------------------------
