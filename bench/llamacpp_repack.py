@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "summary": summary,
     }
-    target = args.out / "llamacpp_repack.json"
+    target = args.out / f"llamacpp_repack{'-' + args.models.replace(',', '_') if args.models else ''}.json"
     target.write_text(json.dumps(record, indent=1))
     print(_table(summary))
     print(f"\nwritten: {target}", file=sys.stderr)
@@ -128,10 +128,12 @@ def _child(path: Path, setting: str, tokens: int, items: int) -> dict:
     command = [sys.executable, __file__, "--worker", str(path), setting, "--tokens", str(tokens)]
     command += ["--items", str(items)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0:
         reason = f"signal {-done.returncode}" if done.returncode < 0 else f"exit {done.returncode}"
-        return {"crashed": reason, "stderr": done.stderr[-500:]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        loaded = lines[0].get("loaded", {}) if lines else {}  # what the child said before it died
+        return {"crashed": reason, "weight_buffers": loaded.get("weight_buffers"), "stderr": done.stderr[-500:]}
+    return lines[-1]
 
 
 def _worker(path: Path, setting: str, tokens: int, items: int) -> int:
@@ -141,6 +143,9 @@ def _worker(path: Path, setting: str, tokens: int, items: int) -> int:
     start = time.perf_counter()
     backend = LlamaCppBackend(f"gguf:{path}", path, repack=setting)
     load_s = time.perf_counter() - start
+    info = backend.info()
+    loaded = {"weight_buffers": info["weight_buffers"], "extra_buffers": info["extra_buffers"]}
+    print(json.dumps({"loaded": loaded}), flush=True)  # before the first decode, which may crash
     prompts = _bbq_prompts(items)
     requests = [ScoreRequest(p, (" (a)", " (b)", " (c)")) for p in prompts]
     steps = 0
@@ -208,7 +213,7 @@ def _summarise(per: dict[str, list[dict]]) -> dict:
             "crashed": crashed,
             "decode_tok_s": statistics.median(r["decode_tok_s"] for r in good) if good else None,
             "score_items_s": statistics.median(r["score_items_s"] for r in good) if good else None,
-            "weight_buffers": good[0]["weight_buffers"] if good else None,
+            "weight_buffers": next((r["weight_buffers"] for r in results if r.get("weight_buffers")), None),
         }
     for key in ("decode_tok_s", "score_items_s"):
         on, off = out["on"][key], out["off"][key]
