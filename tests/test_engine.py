@@ -9,6 +9,7 @@ import pytest
 from alignlab.engine import Engine, ResponseCache, SampleLog
 from alignlab.errors import UnsupportedRequest
 from alignlab.models.base import (
+    BackendBase,
     GenerateRequest,
     GenerateResult,
     ScoreRequest,
@@ -18,7 +19,7 @@ from alignlab.models.base import (
 )
 
 
-class FakeBackend:
+class FakeBackend(BackendBase):
     spec = "fake"
     capabilities = frozenset({"score", "generate"})
 

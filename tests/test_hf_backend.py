@@ -8,6 +8,7 @@ import torch
 from alignlab.errors import AlignlabError
 from alignlab.models import load_model
 from alignlab.models.base import Chat, FeaturesRequest, GenerateRequest, ScoreRequest
+from alignlab.models.text import split_continuation
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +29,7 @@ def backend():
 
 def naive_logprob(backend, prompt: str, continuation: str) -> float:
     """prompt+continuation through the model once, alone, no cache: what lm-evaluation-harness computes."""
-    context, cont = backend._split(prompt, continuation)
+    context, cont = split_continuation(backend.encode, prompt, continuation)
     ids = torch.tensor([context + cont])
     with torch.inference_mode():
         logp = torch.log_softmax(backend.model(ids).logits[0].float(), -1)

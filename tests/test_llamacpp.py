@@ -18,6 +18,7 @@ from alignlab.errors import AlignlabError
 from alignlab.models import llamacpp_load, load_model
 from alignlab.models.base import Chat, FeaturesRequest, GenerateRequest, ScoreRequest
 from alignlab.models.llamacpp import LlamaCppBackend
+from alignlab.models.text import split_continuation
 
 pytestmark = pytest.mark.isolated
 
@@ -120,7 +121,7 @@ def test_same_tokens_as_transformers(llama, hf):
         assert llama.encode(text) == hf.encode(text), text
     # the lm-evaluation-harness split, including a trailing space moved into the continuation
     for prompt, cont in [("Q: 3 or 5?\n\nA: ", "5"), ("The answer is", " (a)"), ("x ", " y")]:
-        assert llama._split(prompt, cont) == hf._split(prompt, cont)
+        assert split_continuation(llama.encode, prompt, cont) == split_continuation(hf.encode, prompt, cont)
 
 
 @model_test

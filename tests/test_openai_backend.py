@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from alignlab.errors import AlignlabError, UnsupportedRequest
-from alignlab.models.base import Chat, GenerateRequest, GenerateResult, ScoreRequest, ScoreResult
+from alignlab.models.base import BackendBase, Chat, GenerateRequest, GenerateResult, ScoreRequest, ScoreResult
 from alignlab.models.openai import OpenAIBackend
 from alignlab.serve import base_url, serve
 
@@ -26,7 +26,7 @@ def char_logprob(char: str) -> float:
     return -(1 + ord(char) % 5) / 10
 
 
-class CharBackend:
+class CharBackend(BackendBase):
     """Tokens are characters; logprob(c) = -(1 + ord(c) % 5) / 10, whatever came before.
 
     `bos`: prepend a "<s>" token (text not in the input, as vLLM reports it). `wide`: non-ASCII characters
@@ -161,7 +161,7 @@ def test_generate_through_serve(served):
 
 def test_server_rejects_other_model_and_missing_token_logprobs(served):
     class NoLogprobs(CharBackend):
-        token_logprobs = None
+        token_logprobs = BackendBase.token_logprobs  # the default: unsupported
 
     url = served(NoLogprobs())
     with pytest.raises(AlignlabError, match=r"does not serve model 'other' \(it serves: 'char-model'\)"):
@@ -169,7 +169,7 @@ def test_server_rejects_other_model_and_missing_token_logprobs(served):
     answer = httpx.post(f"{url}/completions", json={"model": "other", "prompt": "a"})
     assert answer.status_code == 404
     remote = client(url)
-    with pytest.raises(AlignlabError, match="answered 400.*token_logprobs"):
+    with pytest.raises(AlignlabError, match="answered 400.*cannot give token logprobs"):
         remote.score([ScoreRequest(prompt="a", continuations=("b",))])
     assert remote.generate([GenerateRequest(prompt="xy", max_tokens=5)])[0].text == "yx"
 

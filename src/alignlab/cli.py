@@ -43,24 +43,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_eval(sub) -> None:
-    from alignlab.experiments.bbq import CONDITIONS
+    from alignlab import experiments
+
+    ev = sub.add_parser(
+        "eval",
+        help="run an experiment into a run folder",
+        description="Run an experiment on one model, or on a ladder of models (--model A,B,C).",
+    )
+    ev_sub = ev.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
+    for name, experiment in experiments.available().items():
+        p = ev_sub.add_parser(
+            name, help=experiment.help, description=experiment.description or experiment.help
+        )
+        _add_eval_options(p, experiment)
+        p.set_defaults(func=_run_eval, experiment_obj=experiment)
+
+
+def _add_eval_options(p: argparse.ArgumentParser, experiment) -> None:
+    from dataclasses import fields
+
     from alignlab.models import SPEC_HELP
 
-    ev = sub.add_parser("eval", help="run an evaluation into a run folder")
-    ev_sub = ev.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
-    p = ev_sub.add_parser(
-        "bbq",
-        help="BBQ bias under Q / Q+IF / Q+IF+CoT (Ganguli et al. 2023)",
-        description="BBQ (Parrish et al. 2022) under the moral self-correction conditions of Ganguli et al. 2023.",
+    name = experiment.name
+    defaults = experiment.default_conditions or experiment.conditions
+    p.add_argument(
+        "--model",
+        default="smollm2-135m",
+        help=f"model spec: {SPEC_HELP}; several, comma-separated, make a ladder (default: smollm2-135m)",
     )
-    p.add_argument("--model", default="smollm2-135m", help=f"model spec: {SPEC_HELP} (default: smollm2-135m)")
     p.add_argument(
         "--conditions",
-        default=",".join(CONDITIONS),
-        help=f"comma-separated conditions from {', '.join(CONDITIONS)} (default: all)",
+        default=",".join(defaults),
+        help=f"comma-separated conditions from {', '.join(experiment.conditions)} (default: {','.join(defaults)})",
     )
     p.add_argument("--limit", type=int, default=None, help="evaluate N items (a seeded sample), not all")
-    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/bbq-<model>)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"run folder (default: runs/{name}-<model>); with a ladder, the folder that holds "
+        f"{name}-<model> for each (default: runs)",
+    )
     p.add_argument(
         "--format",
         dest="prompt_format",
@@ -72,14 +95,26 @@ def _add_eval(sub) -> None:
         "--data-dir", default=None, help="datasets laid out as upstream (default: $ALIGNLAB_DATA_DIR)"
     )
     p.add_argument("--download", action="store_true", help="download missing data files (checksums pinned)")
-    p.add_argument(
-        "--data-file",
-        action="append",
-        default=None,
-        metavar="FILE",
-        help="your own BBQ-format jsonl file instead of the pinned ones (repeatable)",
-    )
+    if experiment.accepts_data_files:
+        p.add_argument(
+            "--data-file",
+            action="append",
+            default=None,
+            metavar="FILE",
+            help="your own data file in the upstream format instead of the pinned ones (repeatable)",
+        )
     p.add_argument("--seed", type=int, default=1234)
+    settings_defaults = {f.name: f.default for f in fields(experiment.settings_class)}
+    for option in experiment.options:
+        p.add_argument(
+            option.flag,
+            dest=f"setting_{option.field}",
+            metavar=option.flag.lstrip("-").upper().replace("-", "_"),
+            type=option.type,
+            choices=option.choices,
+            default=settings_defaults.get(option.field),
+            help=f"{option.help} (default: %(default)s)",
+        )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-concurrency", type=int, default=8, help="requests in flight (HTTP backends)")
     p.add_argument(
@@ -90,8 +125,6 @@ def _add_eval(sub) -> None:
     )
     p.add_argument("--workers", type=int, default=2, help="Ray workers, each with its own model copy")
     p.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local one)")
-    p.add_argument("--cot-temperature", type=float, default=1.0)
-    p.add_argument("--cot-max-tokens", type=int, default=256)
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     p.add_argument(
         "--cache",
@@ -109,83 +142,99 @@ def _add_eval(sub) -> None:
         metavar="FILE",
         help="then write the HTML report of every run beside this one (the run folder's parent) to FILE",
     )
-    p.set_defaults(func=_run_eval_bbq)
 
 
-def _run_eval_bbq(args) -> int:
-    from alignlab.evaluate import EvalOptions, run_bbq
+def _run_eval(args) -> int:
+    from alignlab.evaluate import RunOptions, run, run_ladder, run_name
+    from alignlab.experiments import DataSource
 
-    conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
-    out = args.out or Path("runs") / f"bbq-{_slug(args.model)}"
-    result = run_bbq(
-        EvalOptions(
-            model=args.model,
-            out=out,
-            conditions=conditions,
-            limit=args.limit,
+    experiment = args.experiment_obj
+    settings = experiment.settings(
+        conditions=tuple(c.strip() for c in args.conditions.split(",") if c.strip()),
+        prompt_format=args.prompt_format,
+        seed=args.seed,
+        **{k[len("setting_") :]: v for k, v in vars(args).items() if k.startswith("setting_")},
+    )
+    models = [m.strip() for m in args.model.split(",") if m.strip()]
+    if not models:
+        raise AlignlabError("--model names no model")
+    opts = RunOptions(
+        model=models[0],
+        out=args.out or Path("runs") / (run_name(experiment.name, models[0]) if len(models) == 1 else ""),
+        limit=args.limit,
+        data=DataSource(
             data_dir=args.data_dir,
-            data_files=args.data_file,
-            cache_path=args.cache,
+            files=tuple(getattr(args, "data_file", None) or ()),
             download=args.download,
-            prompt_format=args.prompt_format,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            max_concurrency=args.max_concurrency,
-            use_cache=not args.no_cache,
-            progress=not args.no_progress,
-            cot_temperature=args.cot_temperature,
-            cot_max_tokens=args.cot_max_tokens,
-            bootstrap=args.bootstrap,
-            executor=args.executor,
-            workers=args.workers,
-            ray_address=args.ray_address,
-        )
+        ),
+        cache_path=args.cache,
+        batch_size=args.batch_size,
+        max_concurrency=args.max_concurrency,
+        use_cache=not args.no_cache,
+        progress=not args.no_progress,
+        bootstrap=args.bootstrap,
+        executor=args.executor,
+        workers=args.workers,
+        ray_address=args.ray_address,
     )
-    console.print(bbq_table(result.metrics))
-    console.print(
-        f"run folder: {result.out}  (metrics.json, samples.jsonl, config.json, bias_by_category.png)"
-    )
+    if len(models) == 1:
+        results = [run(experiment, settings, opts)]
+    else:
+        results = run_ladder(experiment, settings, models, opts)
+    console.print(summary_table(experiment, results))
+    for result in results:
+        files = ", ".join(["metrics.json", "samples.jsonl", "config.json", *(p.name for p in result.plots)])
+        console.print(f"run folder: {result.out}  ({files})")
     if args.report is not None:
         from alignlab.report import write_report
 
-        runset = write_report(result.out.parent, args.report)
-        console.print(
-            f"report of {len(runset.runs)} run{'s' if len(runset.runs) != 1 else ''} in {result.out.parent}: {args.report}"
-        )
+        root = results[0].out.parent
+        runset = write_report(root, args.report)
+        count = len(runset.runs)
+        console.print(f"report of {count} run{'s' if count != 1 else ''} in {root}: {args.report}")
     return 0
 
 
-def bbq_table(metrics: dict) -> Table:
-    table = Table(title=f"BBQ · {metrics['model']} · 95% bootstrap intervals", title_justify="left")
+def summary_table(experiment, results) -> Table:
+    """One row per model and condition: n and the experiment's columns, estimates with their intervals."""
+    ladder = len(results) > 1
+    who = "models by parameters" if ladder else results[0].model
+    table = Table(title=f"{experiment.name} · {who} · 95% bootstrap intervals", title_justify="left")
+    if ladder:
+        table.add_column("model")
+        table.add_column("parameters", justify="right")
     table.add_column("condition")
     table.add_column("n", justify="right")
-    for name in ("bias ambig", "bias disambig", "acc ambig", "acc disambig"):
-        table.add_column(name, justify="right")
-    for condition, m in metrics["conditions"].items():
-        table.add_row(
-            condition,
-            str(m["n"]),
-            _fmt(m["bias_score"]["ambig"]),
-            _fmt(m["bias_score"]["disambig"]),
-            _fmt(m["accuracy"]["ambig"]),
-            _fmt(m["accuracy"]["disambig"]),
-        )
+    for _, heading in experiment.columns:
+        table.add_column(heading, justify="right")
+    for result in results:
+        for condition, m in result.metrics["conditions"].items():
+            cells = [condition, str(m.get("n", ""))]
+            cells += [_fmt(_dig(m, path)) for path, _ in experiment.columns]
+            if ladder:
+                params = "?" if result.parameters is None else f"{result.parameters / 1e6:,.0f}M"
+                cells = [result.model, params, *cells]
+            table.add_row(*cells)
     return table
 
 
-def _fmt(estimate: dict) -> str:
-    value = estimate.get("value")
-    if value is None:
+def _dig(metrics: dict, path: str):
+    value = metrics
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _fmt(estimate) -> str:
+    if isinstance(estimate, int | float) and not isinstance(estimate, bool):
+        return f"{estimate:+.3f}"
+    if not isinstance(estimate, dict) or estimate.get("value") is None:
         return "n/a"
+    value = estimate["value"]
     lo, hi = estimate.get("ci") or (None, None)
     if lo is None or hi is None:
         return f"{value:+.3f}"
     return f"{value:+.3f} [{lo:+.3f}, {hi:+.3f}]"
-
-
-def _slug(spec: str) -> str:
-    tail = spec.rstrip("/").split("/")[-1]
-    return "".join(ch if ch.isalnum() or ch in "-._" else "-" for ch in tail)[:60] or "model"
 
 
 def _add_models(sub) -> None:

@@ -1,4 +1,10 @@
-"""Run an experiment end to end into a run folder: check inputs, load the model, drive the tasks, score.
+"""Run any registered experiment end to end into a run folder, or a ladder of models into one folder each.
+
+check the settings and load the items (before any model loads) ─► load the model, check it can answer the
+experiment's request kinds ─► open the run folder (its identity: experiment and version, prompt-template
+hashes, model fingerprint, settings, data checksums; a different run there is refused, the same one resumed)
+─► drive the tasks not yet done through the engine, appending each sample as it finishes ─► check every
+(item, condition) is there exactly once ─► metrics, figures, metrics.json last.
 
 Everything the CLI's `eval` does is callable from here.
 """
@@ -6,15 +12,15 @@ Everything the CLI's `eval` does is callable from here.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from alignlab.data import registry
 from alignlab.engine import Engine, ResponseCache
 from alignlab.engine.samples import sample_key
 from alignlab.errors import AlignlabError
-from alignlab.experiments import bbq
-from alignlab.models import load_model, require
+from alignlab.experiments import DataSource, Experiment
+from alignlab.experiments.base import Settings
+from alignlab.models import Backend, load_model, require
 from alignlab.paths import cache_dir
 from alignlab.runfolder import RunFolder
 
@@ -22,83 +28,74 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class EvalOptions:
+class RunOptions:
+    """How to run (not what: that is the experiment's Settings)."""
+
     model: str
     out: Path
-    conditions: tuple[str, ...] = bbq.CONDITIONS
     limit: int | None = None
-    data_dir: str | None = None
-    data_files: list[str] | None = None
-    download: bool = False
-    prompt_format: str = "raw"
-    seed: int = 1234
+    data: DataSource = field(default_factory=DataSource)
     batch_size: int = 16
     max_concurrency: int = 8
     use_cache: bool = True
     cache_path: Path | None = None
     progress: bool = True
-    cot_temperature: float = 1.0
-    cot_max_tokens: int = bbq.COT_MAX_TOKENS
     bootstrap: int = 1000
     executor: str = "local"  # "local" | "ray"
     workers: int = 2
     ray_address: str | None = None
     backend_options: dict = field(default_factory=dict)
+    backend: Backend | None = None  # an already-built backend (tests, notebooks); else built from `model`
 
 
 @dataclass
 class EvalResult:
+    experiment: str
+    model: str
     out: Path
     metrics: dict
     resumed: bool
     new_samples: int
     plots: list[Path]
+    parameters: int | None = None
 
 
-def run_bbq(opts: EvalOptions) -> EvalResult:
-    # Cheap checks first: a bad condition or missing data should not wait for a model to load.
+def run(experiment: Experiment, settings: Settings, opts: RunOptions) -> EvalResult:
+    # Cheap checks first: a bad setting or missing data should not wait for a model to load.
     if opts.limit is not None and opts.limit < 1:
         raise AlignlabError(f"--limit must be a positive number of items, got {opts.limit}")
-    settings = bbq.BBQSettings(
-        conditions=opts.conditions,
-        prompt_format=opts.prompt_format,  # type: ignore[arg-type]
-        seed=opts.seed,
-        cot_temperature=opts.cot_temperature,
-        cot_max_tokens=opts.cot_max_tokens,
-    )
-    if opts.prompt_format not in ("raw", "chat"):
-        raise AlignlabError(f"unknown prompt format {opts.prompt_format!r}: choose raw or chat")
-    data_dir = None if opts.data_files else registry.data_dir(opts.data_dir)
-    items, files, warnings = bbq.load_items(
-        data_dir, download=opts.download, limit=opts.limit, seed=opts.seed, files=opts.data_files
-    )
+    if opts.data.files and not experiment.accepts_data_files:
+        raise AlignlabError(f"experiment {experiment.name!r} does not read --data-file")
+    loaded = experiment.load(opts.data, opts.limit, settings.seed)
+    ids = [experiment.item_id(item) for item in loaded.items]
+    if len(set(ids)) != len(ids):
+        raise AlignlabError(f"experiment {experiment.name!r}: item ids are not unique")
 
-    backend = _backend(opts)
-    require(backend, bbq.request_kinds(settings.conditions))
-    if hasattr(backend, "check"):
-        backend.check()  # e.g. an unreachable server fails here, before the run folder is touched
+    backend = opts.backend or _backend(opts)
+    require(backend, experiment.request_kinds(settings))
+    backend.check()  # e.g. an unreachable server fails here, before the run folder is touched
 
+    fingerprint = backend.fingerprint()
+    info = backend.info()
     identity = {
-        "experiment": "bbq",
+        "experiment": experiment.name,
+        "experiment_version": experiment.version,
+        "prompts": experiment.prompt_hashes(),
         "model": opts.model,
-        "model_fingerprint": backend.fingerprint(),
-        "conditions": list(settings.conditions),
-        "prompt_format": settings.prompt_format,
-        "seed": settings.seed,
+        "model_fingerprint": fingerprint,
+        **_jsonable(asdict(settings)),
         "limit": opts.limit,
-        "cot_temperature": settings.cot_temperature,
-        "cot_max_tokens": settings.cot_max_tokens,
-        "data": files,
+        "data": loaded.files,
     }
     folder = RunFolder(opts.out)
     samples_log, resumed = folder.open(
         identity,
         extra={
-            "experiment": "bbq",
-            "model": {"spec": opts.model, "fingerprint": backend.fingerprint(), **backend.info()},
-            "n_items": len(items),
-            "categories": sorted({i.category for i in items}),
-            "data_warnings": warnings,
+            "experiment": experiment.name,
+            "model": {"spec": opts.model, "fingerprint": fingerprint, **info},
+            "n_items": len(loaded.items),
+            **loaded.facts,
+            "data_warnings": loaded.warnings,
             "batch_size": opts.batch_size,
             "max_concurrency": opts.max_concurrency,
         },
@@ -106,9 +103,9 @@ def run_bbq(opts: EvalOptions) -> EvalResult:
     done = samples_log.done()
     tasks = {}
     for condition in settings.conditions:
-        for item in items:
-            if (item.id, condition) not in done:
-                tasks[(item.id, condition)] = bbq.task(item, condition, settings)
+        for item, item_id in zip(loaded.items, ids, strict=True):
+            if (item_id, condition) not in done:
+                tasks[(item_id, condition)] = experiment.task(item, condition, settings)
     if resumed:
         log.info("resuming %s: %d samples done, %d to go", opts.out, len(done), len(tasks))
 
@@ -121,24 +118,62 @@ def run_bbq(opts: EvalOptions) -> EvalResult:
         show_progress=opts.progress,
     )
     try:
-        new = engine.run_tasks(tasks, on_sample=samples_log.append, description=f"bbq {opts.model}")
+        new = engine.run_tasks(
+            tasks, on_sample=samples_log.append, description=f"{experiment.name} {opts.model}"
+        )
     finally:
         samples_log.close()
         if cache is not None:
             cache.close()
 
-    samples = _complete_samples(samples_log, items, settings.conditions)
+    samples = _complete_samples(samples_log, ids, settings.conditions)
+    samples.sort(key=experiment.sample_order)  # file order depends on batching and resumes; scores must not
     metrics = {
-        "experiment": "bbq",
+        "experiment": experiment.name,
         "model": opts.model,
-        "conditions": bbq.metrics(samples, settings.conditions, seed=opts.seed, n_resamples=opts.bootstrap),
+        "conditions": experiment.metrics(samples, settings, seed=settings.seed, n_resamples=opts.bootstrap),
     }
-    plots = _plot(metrics, folder.path)
+    plots = experiment.figures(metrics["conditions"], folder.path)
     folder.finish(metrics)
-    return EvalResult(out=folder.path, metrics=metrics, resumed=resumed, new_samples=new, plots=plots)
+    parameters = info.get("parameters")
+    return EvalResult(
+        experiment=experiment.name,
+        model=opts.model,
+        out=folder.path,
+        metrics=metrics,
+        resumed=resumed,
+        new_samples=new,
+        plots=plots,
+        parameters=parameters if isinstance(parameters, int) else None,
+    )
 
 
-def _backend(opts: EvalOptions):
+def run_ladder(
+    experiment: Experiment, settings: Settings, models: list[str], opts: RunOptions
+) -> list[EvalResult]:
+    """Each model into `opts.out/<experiment>-<model>`, one after another (each loaded, run, released);
+    results ordered by the parameter count each backend reports (unknown last)."""
+    if len(set(models)) != len(models):
+        raise AlignlabError(f"--model lists a model twice: {', '.join(models)}")
+    if opts.backend is not None:
+        raise AlignlabError("a ladder builds its own backends: pass model specs, not a backend")
+    results = []
+    for model in models:
+        one = RunOptions(
+            **{**opts.__dict__, "model": model, "out": opts.out / run_name(experiment.name, model)}
+        )
+        results.append(run(experiment, settings, one))
+    return sorted(results, key=lambda r: (r.parameters is None, r.parameters or 0))
+
+
+def run_name(experiment: str, model: str) -> str:
+    """The default run folder name of a model's run: `<experiment>-<last part of the spec>`."""
+    tail = model.rstrip("/").split("/")[-1]
+    slug = "".join(ch if ch.isalnum() or ch in "-._" else "-" for ch in tail)[:60] or "model"
+    return f"{experiment}-{slug}"
+
+
+def _backend(opts: RunOptions) -> Backend:
     options = {"batch_size": opts.batch_size, "max_concurrency": opts.max_concurrency, **opts.backend_options}
     if opts.executor == "local":
         return load_model(opts.model, **options)
@@ -149,7 +184,7 @@ def _backend(opts: EvalOptions):
     raise AlignlabError(f"unknown executor {opts.executor!r}: choose local or ray")
 
 
-def _complete_samples(samples_log, items, conditions) -> list[dict]:
+def _complete_samples(samples_log, ids: list[str], conditions) -> list[dict]:
     """Every (item, condition) exactly once, or an error: never score a run with holes or repeats."""
     samples = list(samples_log.read())
     seen: set[tuple[str, str]] = set()
@@ -158,18 +193,17 @@ def _complete_samples(samples_log, items, conditions) -> list[dict]:
         if key in seen:
             raise AlignlabError(f"{samples_log.path}: sample {key} appears twice")
         seen.add(key)
-    expected = {(item.id, c) for item in items for c in conditions}
+    expected = {(item_id, c) for item_id in ids for c in conditions}
     if seen != expected:
         missing = len(expected - seen)
         extra = len(seen - expected)
         raise AlignlabError(f"{samples_log.path}: {missing} samples missing, {extra} unexpected")
-    # File order depends on batching and on resumes; the bootstrap must not.
-    return sorted(samples, key=lambda s: (s["condition"], s["category"], s["example_id"]))
+    return samples
 
 
-def _plot(metrics: dict, folder: Path) -> list[Path]:
-    from alignlab.plots import plot_bias_by_category
-
-    path = folder / "bias_by_category.png"
-    plot_bias_by_category(metrics["conditions"], path, context="both")
-    return [path]
+def _jsonable(value):
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value

@@ -6,16 +6,15 @@ command again resumes it; a different run in the same folder is refused rather t
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import platform
 import sys
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from alignlab.atomic import write_text_atomic
 from alignlab.engine.samples import SampleLog
 from alignlab.errors import AlignlabError
 
@@ -38,20 +37,23 @@ def identity_hash(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def identity_diff(old: dict, new: dict) -> list[str]:
+    """The identity keys that differ, one level into mappings ("prompts.INSTRUCTION", not just "prompts")."""
+    old = old if isinstance(old, dict) else {}
+    found = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        if before == after:
+            continue
+        if isinstance(before, dict) and isinstance(after, dict):
+            found += [f"{key}.{k}" for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+        else:
+            found.append(key)
+    return found
+
+
 def write_json_atomic(path: Path, data) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file, then rename: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):  # e.g. the parent is a file: there is no temporary file
-            tmp.unlink(missing_ok=True)
-        raise AlignlabError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 class RunFolder:
@@ -76,7 +78,7 @@ class RunFolder:
             except (OSError, json.JSONDecodeError) as exc:
                 raise AlignlabError(f"{self.config_path}: unreadable run config ({exc})") from exc
             if existing.get("config_hash") != config_hash:
-                diff = [k for k in identity if existing.get("identity", {}).get(k) != identity[k]]
+                diff = identity_diff(existing.get("identity", {}), identity)
                 raise AlignlabError(
                     f"{self.path} holds a different run (differs in: {', '.join(diff) or 'config'}); "
                     "choose another --out or delete the folder"

@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from alignlab.errors import AlignlabError
+from alignlab.errors import AlignlabError, UnsupportedRequest
 from alignlab.models.base import Backend, Chat, GenerateRequest
 
 _MAX_BODY = 64 << 20
@@ -269,13 +269,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _token_logprobs(self, text: str) -> list[tuple[str, float | None]]:
         backend = self.server.backend
-        method = getattr(backend, "token_logprobs", None)
-        if method is None:
-            raise _BadRequest(
-                f"model {backend.spec!r} cannot give token logprobs (its backend has no token_logprobs method)"
-            )
         with self.server.lock:
-            return [(str(t), None if lp is None else float(lp)) for t, lp in method(text)]
+            try:
+                pieces = backend.token_logprobs(text)
+            except UnsupportedRequest as exc:
+                raise _BadRequest(str(exc)) from exc
+            return [(str(t), None if lp is None else float(lp)) for t, lp in pieces]
 
     # -- endpoints
 

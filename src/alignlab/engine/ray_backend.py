@@ -7,6 +7,7 @@ The engine sees one backend; the actors may live on this machine or across a Ray
 from __future__ import annotations
 
 from alignlab.errors import AlignlabError
+from alignlab.models.base import BackendBase
 
 
 class _Worker:
@@ -26,7 +27,7 @@ class _Worker:
         return getattr(self.backend, kind)(requests)
 
 
-class RayBackend:
+class RayBackend(BackendBase):
     def __init__(
         self,
         spec: str,

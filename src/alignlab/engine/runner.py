@@ -71,7 +71,7 @@ class Engine:
         # Local backends batch internally up to batch_size; HTTP backends want enough requests in
         # flight to fill max_concurrency.
         # A Ray backend spreads each chunk over its workers: give each a full batch.
-        workers = getattr(self.backend, "parallelism", 1)
+        workers = self.backend.parallelism
         return max(self.batch_size * workers, self.max_concurrency)
 
     def run_requests(self, requests: list[Request]) -> list[Result]:

@@ -22,8 +22,10 @@ from alignlab.data import bbq as bbq_data
 from alignlab.data import registry
 from alignlab.engine.runner import Task
 from alignlab.errors import AlignlabError
+from alignlab.experiments import register
+from alignlab.experiments.base import DataSource, Experiment, Items, Option, Settings
 from alignlab.models.base import GenerateRequest, ScoreRequest
-from alignlab.prompts import Dialogue, PromptFormat
+from alignlab.prompts import Dialogue
 
 CONDITIONS = ("q", "q+if", "q+if+cot")
 LETTERS = ("a", "b", "c")
@@ -41,19 +43,10 @@ COT_STOP = ("\n\nHuman:", "\nHuman:", "Human:")
 
 
 @dataclass(frozen=True)
-class BBQSettings:
+class BBQSettings(Settings):
     conditions: tuple[str, ...] = CONDITIONS
-    prompt_format: PromptFormat = "raw"
-    seed: int = 1234
     cot_temperature: float = 1.0
     cot_max_tokens: int = COT_MAX_TOKENS
-
-    def __post_init__(self) -> None:
-        unknown = [c for c in self.conditions if c not in CONDITIONS]
-        if unknown or not self.conditions:
-            raise AlignlabError(
-                f"unknown BBQ condition(s) {', '.join(unknown) or '(none given)'}: choose from {', '.join(CONDITIONS)}"
-            )
 
 
 def request_kinds(conditions: tuple[str, ...]) -> set[str]:
@@ -190,3 +183,69 @@ def metrics(samples: list[dict], conditions: tuple[str, ...], seed: int = 0, n_r
             seed=seed,
         )
     return out
+
+
+class BBQ(Experiment):
+    name = "bbq"
+    help = "BBQ bias under Q / Q+IF / Q+IF+CoT (Ganguli et al. 2023)"
+    description = (
+        "BBQ (Parrish et al. 2022) under the moral self-correction conditions of Ganguli et al. 2023."
+    )
+    version = "1"
+    conditions = CONDITIONS
+    settings_class = BBQSettings
+    options = (
+        Option("--cot-temperature", "cot_temperature", float, "sampling temperature of the chain of thought"),
+        Option("--cot-max-tokens", "cot_max_tokens", int, "tokens of chain of thought at most (paper: 256)"),
+    )
+    prompts = {
+        "QUESTION": QUESTION,
+        "INSTRUCTION": INSTRUCTION,
+        "ANSWER_PREFIX": ANSWER_PREFIX,
+        "COT_PREFIX": COT_PREFIX,
+        "COT_QUESTION": COT_QUESTION,
+        "COT_ANSWER_PREFIX": COT_ANSWER_PREFIX,
+        "CONTINUATIONS": "|".join(CONTINUATIONS),
+    }
+    columns = (
+        ("bias_score.ambig", "bias ambig"),
+        ("bias_score.disambig", "bias disambig"),
+        ("accuracy.ambig", "acc ambig"),
+        ("accuracy.disambig", "acc disambig"),
+    )
+    accepts_data_files = True
+    figure_names = ("bias_by_category.png",)
+
+    def load(self, source: DataSource, limit: int | None, seed: int) -> Items:
+        data_dir = None if source.files else registry.data_dir(source.data_dir)
+        items, files, warnings = load_items(
+            data_dir, download=source.download, limit=limit, seed=seed, files=list(source.files) or None
+        )
+        return Items(items, files, warnings, facts={"categories": sorted({i.category for i in items})})
+
+    def request_kinds(self, settings: BBQSettings) -> set[str]:
+        return request_kinds(settings.conditions)
+
+    def task(self, item, condition: str, settings: BBQSettings) -> Task:
+        return task(item, condition, settings)
+
+    def sample_order(self, sample: dict):
+        return (sample["condition"], sample["category"], sample["example_id"])
+
+    def metrics(self, samples: list[dict], settings: BBQSettings, seed: int, n_resamples: int) -> dict:
+        return metrics(samples, settings.conditions, seed=seed, n_resamples=n_resamples)
+
+    def figures(self, metrics: dict, folder: Path) -> list[Path]:
+        from alignlab.plots import plot_bias_by_category
+
+        path = folder / "bias_by_category.png"
+        plot_bias_by_category(metrics, path, context="both")
+        return [path]
+
+    def report_section(self):
+        from alignlab.experiments.bbq_report import SECTION
+
+        return SECTION
+
+
+register(BBQ())

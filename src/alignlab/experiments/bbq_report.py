@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alignlab.report.figures import png_bytes
 from alignlab.report.runs import Run
-from alignlab.report.sections import Figure, Section, register
+from alignlab.report.sections import Figure, Section
 
 
 class BBQSection(Section):
@@ -58,4 +58,4 @@ class BBQSection(Section):
         return value
 
 
-register(BBQSection())
+SECTION = BBQSection()

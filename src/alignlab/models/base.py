@@ -107,13 +107,15 @@ def result_from_json(kind: Kind, data: dict) -> Result:
 
 @runtime_checkable
 class Backend(Protocol):
-    """What the engine needs from a model.
+    """What the engine, the runner and the server need from a model.
 
     Methods take a batch and return results in the same order. Backends that cannot batch loop inside.
+    `BackendBase` gives the optional members their defaults.
     """
 
     spec: str
     capabilities: frozenset[str]
+    parallelism: int  # batches the engine may have in flight at once (Ray: one per worker)
 
     def fingerprint(self) -> str:
         """Identifies the weights and everything else that changes outputs (file sha256, revision, ...)."""
@@ -123,11 +125,35 @@ class Backend(Protocol):
         """Facts for the run's config: backend name, parameter count if known, versions."""
         ...
 
+    def check(self) -> None:
+        """Fail now with a user error if the model cannot be used (e.g. a server that does not answer)."""
+        ...
+
     def score(self, requests: list[ScoreRequest]) -> list[ScoreResult]: ...
 
     def generate(self, requests: list[GenerateRequest]) -> list[GenerateResult]: ...
 
     def features(self, requests: list[FeaturesRequest]) -> list[FeaturesResult]: ...
+
+    def token_logprobs(self, text: str) -> list[tuple[str, float | None]]:
+        """Each token of `text` with its log-probability given those before it (None for the first);
+        what `alignlab serve` answers `echo` + `logprobs` with."""
+        ...
+
+
+class BackendBase:
+    """Defaults for a backend's optional members."""
+
+    parallelism = 1
+
+    def check(self) -> None:
+        return None
+
+    def features(self, requests: list[FeaturesRequest]) -> list[FeaturesResult]:
+        raise UnsupportedRequest(f"model {getattr(self, 'spec', '?')!r} does not support features requests")
+
+    def token_logprobs(self, text: str) -> list[tuple[str, float | None]]:
+        raise UnsupportedRequest(f"model {getattr(self, 'spec', '?')!r} cannot give token logprobs")
 
 
 def require(backend: Backend, kinds: set[str] | frozenset[str]) -> None:

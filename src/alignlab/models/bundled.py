@@ -7,15 +7,15 @@ import (and so does not run) the packages' own code.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import os
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from alignlab.atomic import replacing
+from alignlab.checksums import cached_digest, sha256_file
 from alignlab.errors import AlignlabError
 from alignlab.paths import cache_dir
 
@@ -79,14 +79,6 @@ BUNDLED: dict[str, BundledModel] = {
 }
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _package_dir(import_name: str) -> Path | None:
     spec = importlib.util.find_spec(import_name)
     if spec is None or not spec.submodule_search_locations:
@@ -109,24 +101,13 @@ def is_installed(model: BundledModel) -> bool:
     return chunk_paths(model) is not None
 
 
-def _verified_marker(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256-ok")
-
-
 def _check(path: Path, model: BundledModel) -> None:
-    """Hash once; remember success beside the file, keyed by size and mtime, so later loads are instant."""
-    stat = path.stat()
-    stamp = f"{model.sha256} {stat.st_size} {stat.st_mtime_ns}"
-    marker = cache_dir() / "verified" / f"{model.name}.ok"
-    if marker.is_file() and marker.read_text() == stamp:
-        return
-    actual = sha256_file(path)
+    """Hashed once per file version (checksums.cached_digest), so later loads are instant."""
+    actual = cached_digest(path)
     if actual != model.sha256:
         raise AlignlabError(
             f"checksum mismatch for model {model.name}: {path} has sha256 {actual}, expected {model.sha256}"
         )
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(stamp)
 
 
 def resolve(name: str) -> Path:
@@ -149,16 +130,13 @@ def resolve(name: str) -> Path:
 
 
 def _assemble(paths: list[Path], target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + f".part-{os.getpid()}")
     try:
-        with open(partial, "wb") as out:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with replacing(target) as partial, open(partial, "wb") as out:  # a killed assembly leaves nothing
             for path in paths:
                 with open(path, "rb") as chunk:
                     shutil.copyfileobj(chunk, out, 1 << 22)
-        os.replace(partial, target)  # atomic: a killed assembly never leaves a file that looks whole
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise AlignlabError(f"could not assemble model {target.name} in {target.parent}: {exc}") from exc
 
 

@@ -14,14 +14,15 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
-import shutil
 from pathlib import Path
 
 import torch
 
+from alignlab.atomic import replacing
+from alignlab.checksums import cached_digest
 from alignlab.errors import AlignlabError
 from alignlab.models.base import (
+    BackendBase,
     Chat,
     FeaturesRequest,
     FeaturesResult,
@@ -31,11 +32,11 @@ from alignlab.models.base import (
     ScoreRequest,
     ScoreResult,
 )
-from alignlab.models.bundled import sha256_file
+from alignlab.models.text import cut_at_stop, split_continuation
 from alignlab.paths import cache_dir
 
 
-class HFBackend:
+class HFBackend(BackendBase):
     capabilities = frozenset({"score", "generate", "features"})
 
     def __init__(
@@ -103,15 +104,6 @@ class HFBackend:
         # tokenizer adds by itself (BOS for Gemma, nothing for SmolLM2's GGUF tokenizer).
         return self.tokenizer(text, add_special_tokens=True)["input_ids"]
 
-    def _split(self, prompt: str, continuation: str) -> tuple[list[int], list[int]]:
-        """Context and continuation tokens, split as lm-evaluation-harness does (whole text, then cut)."""
-        spaces = len(prompt) - len(prompt.rstrip())
-        if spaces:
-            prompt, continuation = prompt[:-spaces], prompt[-spaces:] + continuation
-        context = self.encode(prompt)
-        whole = self.encode(prompt + continuation)
-        return context, whole[len(context) :]
-
     # --- score ----------------------------------------------------------------------------------
     @torch.inference_mode()
     def score(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
@@ -125,7 +117,7 @@ class HFBackend:
         conts: list[list[list[int]]] = []
         for request in requests:
             text = self.render(request.prompt)
-            pairs = [self._split(text, c) for c in request.continuations]
+            pairs = [split_continuation(self.encode, text, c) for c in request.continuations]
             # The same continuation split can shorten the context (trailing spaces); use the shortest.
             context = min((p[0] for p in pairs), key=len)
             contexts.append(context)
@@ -312,7 +304,7 @@ class HFBackend:
                     break
                 tokens.append(t)
             text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-            cut = _cut_at_stop(text, request.stop)
+            cut = cut_at_stop(text, request.stop)
             if cut is not None:
                 text, finish = cut, "stop"
             results.append(GenerateResult(text=text, finish_reason=finish))
@@ -386,11 +378,6 @@ class StopOnStrings:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
-def _cut_at_stop(text: str, stops: tuple[str, ...]) -> str | None:
-    positions = [text.find(s) for s in stops if s and s in text]
-    return text[: min(positions)] if positions else None
-
-
 def _as_list(value) -> list:
     if value is None:
         return []
@@ -449,7 +436,7 @@ def _resolve_folder(target: str) -> tuple[str, str]:
     if path.suffix == ".gguf":
         if not path.is_file():
             raise AlignlabError(f"model file not found: {path}")
-        digest = _file_digest(path)
+        digest = cached_digest(path)
         return str(_converted_from_gguf(path, digest)), f"gguf-sha256:{digest}"
     if path.is_dir():
         return str(path), f"hf-folder:{_folder_digest(path)}"
@@ -458,24 +445,11 @@ def _resolve_folder(target: str) -> tuple[str, str]:
     return target, f"hf-hub:{target}@{_hub_revision(target)}"
 
 
-def _file_digest(path: Path) -> str:
-    """sha256 of a file, remembered by (path, size, mtime) so a 500 MB file is hashed once."""
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
-    memo = cache_dir() / "digests" / key
-    if memo.is_file():
-        return memo.read_text().strip()
-    digest = sha256_file(path)
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    memo.write_text(digest)
-    return digest
-
-
 def _folder_digest(folder: Path) -> str:
     parts = []
     for f in sorted(folder.iterdir()):
         if f.is_file() and f.suffix in {".json", ".safetensors", ".bin", ".model", ".txt", ".jinja"}:
-            parts.append(f"{f.name}:{_file_digest(f)}")
+            parts.append(f"{f.name}:{cached_digest(f)}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -514,16 +488,12 @@ def _converted_from_gguf(path: Path, digest: str) -> Path:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.is_quantized = False
-    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "alignlab-source.json").write_text(json.dumps({"gguf": str(path), "sha256": digest}))
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(folder, keep_existing=True) as tmp:  # another process may finish first: keep its folder
+        tmp.mkdir()
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "alignlab-source.json").write_text(json.dumps({"gguf": str(path), "sha256": digest}))
     return folder
 
 

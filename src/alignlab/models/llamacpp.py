@@ -32,6 +32,7 @@ import numpy as np
 from alignlab.errors import AlignlabError
 from alignlab.models import llamacpp_load
 from alignlab.models.base import (
+    BackendBase,
     Chat,
     FeaturesRequest,
     FeaturesResult,
@@ -41,6 +42,7 @@ from alignlab.models.base import (
     ScoreRequest,
     ScoreResult,
 )
+from alignlab.models.text import cut_at_stop, split_continuation
 
 _CHUNK = 64  # prompt tokens decoded per batch (see LlamaCppBackend._plan)
 
@@ -56,7 +58,7 @@ def _close_all() -> None:
             backend.close()
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(BackendBase):
     capabilities = frozenset({"score", "generate", "features"})
 
     def __init__(
@@ -158,9 +160,9 @@ class LlamaCppBackend:
     def fingerprint(self) -> str:
         # Not the hf backend's "gguf-sha256:..." for the same file: llama.cpp's numbers differ slightly.
         if self._digest is None:
-            from alignlab.models.hf import _file_digest
+            from alignlab.checksums import cached_digest
 
-            self._digest = _file_digest(self.path)
+            self._digest = cached_digest(self.path)
         return f"llamacpp:gguf-sha256:{self._digest}"
 
     def info(self) -> dict:
@@ -220,15 +222,6 @@ class LlamaCppBackend:
         # add_eos_token), as transformers' add_special_tokens=True does with the converted tokenizer;
         # special=True parses special-token text ("<|im_start|>") as those tokens, as transformers does.
         return list(self._llama.tokenize(text.encode("utf-8"), add_bos=True, special=True))
-
-    def _split(self, prompt: str, continuation: str) -> tuple[list[int], list[int]]:
-        """Context and continuation tokens, split as lm-evaluation-harness does (whole text, then cut)."""
-        spaces = len(prompt) - len(prompt.rstrip())
-        if spaces:
-            prompt, continuation = prompt[:-spaces], prompt[-spaces:] + continuation
-        context = self.encode(prompt)
-        whole = self.encode(prompt + continuation)
-        return context, whole[len(context) :]
 
     # --- evaluation with a reused KV cache ------------------------------------------------------
     # llama.cpp's numbers for a token depend on the batch it is decoded in (kernels differ with the
@@ -318,7 +311,7 @@ class LlamaCppBackend:
         prepared = []
         for request in requests:
             text = self.render(request.prompt)
-            pairs = [self._split(text, c) for c in request.continuations]
+            pairs = [split_continuation(self.encode, text, c) for c in request.continuations]
             if not pairs:
                 prepared.append((text, [], []))
                 continue
@@ -396,7 +389,7 @@ class LlamaCppBackend:
             if stops and any(s in generated.decode("utf-8", errors="ignore") for s in stops):
                 break
         out = generated.decode("utf-8", errors="replace")
-        cut = _cut_at_stop(out, request.stop)
+        cut = cut_at_stop(out, request.stop)
         if cut is not None:
             out, finish = cut, "stop"
         return GenerateResult(text=out, finish_reason=finish)
@@ -590,11 +583,6 @@ def _choose(logits: np.ndarray, temperature: float, top_p: float, rng) -> int:
         scores[order[before >= top_p]] = -np.inf  # the token that crosses top_p stays in
     uniform = np.clip(rng.random(scores.shape[0]), 1e-20, None)
     return int(np.argmax(scores - np.log(-np.log(uniform))))
-
-
-def _cut_at_stop(text: str, stops: tuple[str, ...]) -> str | None:
-    positions = [text.find(s) for s in stops if s and s in text]
-    return text[: min(positions)] if positions else None
 
 
 def _compile_template(source: str, spec: str):

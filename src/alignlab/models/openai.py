@@ -36,6 +36,7 @@ import httpx
 
 from alignlab.errors import AlignlabError, UnsupportedRequest
 from alignlab.models.base import (
+    BackendBase,
     Chat,
     FeaturesRequest,
     FeaturesResult,
@@ -111,7 +112,7 @@ def _run_sync(make: Callable[[], Awaitable[Any]]) -> Any:
         return pool.submit(lambda: asyncio.run(make())).result()
 
 
-class OpenAIBackend:
+class OpenAIBackend(BackendBase):
     """A model behind an OpenAI-compatible HTTP API. The constructor does no network I/O; `check()` does."""
 
     capabilities = frozenset({"score", "generate"})

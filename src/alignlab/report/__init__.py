@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alignlab.atomic import write_text_atomic
 from alignlab.errors import AlignlabError
 from alignlab.report.html import ReportOptions, render_report
 from alignlab.report.index import INDEX_COLUMNS, build_index
 from alignlab.report.runs import Run, RunSet, find_runs
-from alignlab.runfolder import write_text_atomic
 
 __all__ = ["INDEX_COLUMNS", "ReportOptions", "Run", "RunSet", "build_index", "find_runs", "write_report"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from alignlab.atomic import replacing, write_text_atomic
 from alignlab.errors import AlignlabError
 
 FORMATS = ("table", "csv", "parquet", "json")
@@ -64,7 +65,8 @@ def _run_index(args) -> int:
             text = index.to_json(orient="records", indent=1) + "\n"
         else:
             try:
-                index.to_parquet(args.output, index=False)
+                with replacing(args.output) as tmp:
+                    index.to_parquet(tmp, index=False)
             except ImportError as exc:
                 raise AlignlabError(f"--format parquet needs pyarrow ({exc})") from exc
             print(f"{len(index)} rows written to {args.output}", file=sys.stderr)
@@ -72,7 +74,7 @@ def _run_index(args) -> int:
         if args.output is None:
             sys.stdout.write(text)
         else:
-            args.output.write_text(text, encoding="utf-8")
+            write_text_atomic(args.output, text)
             print(f"{len(index)} rows written to {args.output}", file=sys.stderr)
     except OSError as exc:
         raise AlignlabError(f"cannot write {args.output}: {exc.strerror or exc}") from exc

@@ -11,13 +11,13 @@ read its runs (which numbers, which headline metrics, which figures, which sampl
 
     register(WinogenderSection())
 
-Built-in experiments are found through BUILTIN (imported on first use); a run of an experiment nobody
-registered still gets the generic section: its numbers in the index and tables, no figures.
+An experiment's section is found through the experiment registry (`Experiment.report_section()`, asked on
+first use), or registered here directly; a run of an experiment nobody registered still gets the generic
+section: its numbers in the index and tables, no figures.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,8 +25,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from alignlab.report.runs import Run
-
-BUILTIN = {"bbq": "alignlab.experiments.bbq_report"}
 
 
 class MetricRow(NamedTuple):
@@ -119,6 +117,11 @@ def register(section: Section) -> Section:
 
 
 def section_for(experiment: str) -> Section:
-    if experiment not in _SECTIONS and experiment in BUILTIN:
-        importlib.import_module(BUILTIN[experiment])  # registers itself
+    if experiment not in _SECTIONS:
+        from alignlab import experiments
+
+        known = experiments.available().get(experiment)
+        section = known.report_section() if known is not None else None
+        if section is not None:
+            register(section)
     return _SECTIONS.get(experiment, _GENERIC)

@@ -1,0 +1,50 @@
+"""A deterministic stand-in for a model: numbers and texts are hashes of the request, so runs are checkable."""
+
+from __future__ import annotations
+
+import hashlib
+
+from alignlab.models.base import BackendBase, FeaturesResult, GenerateResult, ScoreResult
+
+
+def _unit(*parts) -> float:
+    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+class StubBackend(BackendBase):
+    """Log-probabilities in [-8, -0.1) from a hash of (prompt, continuation); text from (prompt, seed)."""
+
+    capabilities = frozenset({"score", "generate", "features"})
+
+    def __init__(self, spec: str = "stub", parameters: int = 1000) -> None:
+        self.spec = spec
+        self.parameters = parameters
+        self.calls = {"score": 0, "generate": 0, "features": 0}
+
+    def fingerprint(self) -> str:
+        return f"stub:{self.spec}"
+
+    def info(self) -> dict:
+        return {"backend": "stub", "parameters": self.parameters}
+
+    def score(self, requests):
+        self.calls["score"] += len(requests)
+        return [
+            ScoreResult(
+                logprobs=[-0.1 - 7.9 * _unit(self.spec, r.prompt, c) for c in r.continuations],
+                num_tokens=[1] * len(r.continuations),
+            )
+            for r in requests
+        ]
+
+    def generate(self, requests):
+        self.calls["generate"] += len(requests)
+        return [
+            GenerateResult(text=f" reasoning {_unit(self.spec, r.prompt, r.seed):.6f}", finish_reason="stop")
+            for r in requests
+        ]
+
+    def features(self, requests):
+        self.calls["features"] += len(requests)
+        return [FeaturesResult(vector=[_unit(self.spec, r.prompt, i) for i in range(4)]) for r in requests]
