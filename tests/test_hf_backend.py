@@ -51,6 +51,19 @@ def test_score_does_not_depend_on_batch_neighbours(backend):
     assert alone == pytest.approx(batched, abs=1e-4)
 
 
+def test_a_request_without_continuations_scores_nothing_and_leaves_the_batch_alone(backend):
+    with_empty = backend.score(
+        [
+            ScoreRequest(PROMPTS[0], CONTINUATIONS),
+            ScoreRequest("Hello", ()),
+            ScoreRequest(PROMPTS[1], CONTINUATIONS),
+        ]
+    )
+    assert with_empty[1].logprobs == [] and with_empty[1].num_tokens == []
+    plain = backend.score([ScoreRequest(p, CONTINUATIONS) for p in PROMPTS[:2]])
+    assert [r.logprobs for r in plain] == [with_empty[0].logprobs, with_empty[2].logprobs]
+
+
 def test_continuations_of_different_lengths(backend):
     result = backend.score([ScoreRequest(PROMPTS[2], ("5", "3 is larger than 5"))])[0]
     assert result.num_tokens[1] > result.num_tokens[0]

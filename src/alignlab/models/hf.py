@@ -32,7 +32,7 @@ from alignlab.models.base import (
     ScoreRequest,
     ScoreResult,
 )
-from alignlab.models.text import cut_at_stop, split_continuation
+from alignlab.models.text import cut_at_stop, split_continuations
 from alignlab.paths import cache_dir
 
 
@@ -107,25 +107,20 @@ class HFBackend(BackendBase):
     # --- score ----------------------------------------------------------------------------------
     @torch.inference_mode()
     def score(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
-        results: list[ScoreResult] = []
-        for start in range(0, len(requests), self.batch_size):
-            results.extend(self._score_batch(requests[start : start + self.batch_size]))
-        return results
+        prepared = [
+            split_continuations(self.encode, self.render(r.prompt), r.continuations) for r in requests
+        ]
+        results: list[ScoreResult | None] = [ScoreResult([], []) if not p[1] else None for p in prepared]
+        todo = [i for i, result in enumerate(results) if result is None]
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start : start + self.batch_size]
+            for i, result in zip(chunk, self._score_batch([prepared[i] for i in chunk]), strict=True):
+                results[i] = result
+        return results  # type: ignore[return-value]
 
-    def _score_batch(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
-        contexts: list[list[int]] = []
-        conts: list[list[list[int]]] = []
-        for request in requests:
-            text = self.render(request.prompt)
-            pairs = [split_continuation(self.encode, text, c) for c in request.continuations]
-            # The same continuation split can shorten the context (trailing spaces); use the shortest.
-            context = min((p[0] for p in pairs), key=len)
-            contexts.append(context)
-            conts.append([(ctx[len(context) :] + cont) for ctx, cont in pairs])
-        for i, request_conts in enumerate(conts):
-            if any(not c for c in request_conts) or not contexts[i]:
-                raise AlignlabError("cannot score an empty prompt or an empty continuation")
-
+    def _score_batch(self, prepared: list[tuple[list[int], list[list[int]]]]) -> list[ScoreResult]:
+        contexts = [context for context, _ in prepared]
+        conts = [request_conts for _, request_conts in prepared]
         if self._tree_attention:
             totals = self._score_one_pass(contexts, conts)
         else:

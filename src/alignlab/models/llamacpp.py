@@ -42,7 +42,7 @@ from alignlab.models.base import (
     ScoreRequest,
     ScoreResult,
 )
-from alignlab.models.text import cut_at_stop, split_continuation
+from alignlab.models.text import cut_at_stop, split_continuations
 
 _CHUNK = 64  # prompt tokens decoded per batch (see LlamaCppBackend._plan)
 
@@ -311,16 +311,7 @@ class LlamaCppBackend(BackendBase):
         prepared = []
         for request in requests:
             text = self.render(request.prompt)
-            pairs = [split_continuation(self.encode, text, c) for c in request.continuations]
-            if not pairs:
-                prepared.append((text, [], []))
-                continue
-            # The same continuation split can shorten the context (trailing spaces); use the shortest.
-            context = min((p[0] for p in pairs), key=len)
-            conts = [ctx[len(context) :] + cont for ctx, cont in pairs]
-            if not context or any(not c for c in conts):
-                raise AlignlabError("cannot score an empty prompt or an empty continuation")
-            prepared.append((text, context, conts))
+            prepared.append((text, *split_continuations(self.encode, text, request.continuations)))
         results: list[ScoreResult | None] = [None] * len(requests)
         for index in sorted(range(len(requests)), key=lambda i: prepared[i][0]):
             _, context, conts = prepared[index]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from alignlab.errors import AlignlabError
 
 
 def split_continuation(
@@ -16,6 +18,25 @@ def split_continuation(
     context = encode(prompt)
     whole = encode(prompt + continuation)
     return context, whole[len(context) :]
+
+
+def split_continuations(
+    encode: Callable[[str], list[int]], prompt: str, continuations: Sequence[str]
+) -> tuple[list[int], list[list[int]]]:
+    """One context for all continuations, and each continuation's tokens after it.
+
+    Each continuation is split as `split_continuation` does; trailing spaces can make one split's context
+    shorter than another's, so the shortest is the shared context and the rest moves into the
+    continuations. No continuations: ([], []).
+    """
+    pairs = [split_continuation(encode, prompt, c) for c in continuations]
+    if not pairs:
+        return [], []
+    context = min((p[0] for p in pairs), key=len)
+    conts = [ctx[len(context) :] + cont for ctx, cont in pairs]
+    if not context or any(not c for c in conts):
+        raise AlignlabError("cannot score an empty prompt or an empty continuation")
+    return context, conts
 
 
 def cut_at_stop(text: str, stops: tuple[str, ...]) -> str | None:
