@@ -133,7 +133,7 @@ def run(experiment: Experiment, settings: Settings, opts: RunOptions) -> EvalRes
         "model": opts.model,
         "conditions": experiment.metrics(samples, settings, seed=settings.seed, n_resamples=opts.bootstrap),
     }
-    plots = experiment.figures(metrics["conditions"], folder.path)
+    plots = experiment.figures(metrics["conditions"], folder.path, samples)
     folder.finish(metrics)
     parameters = info.get("parameters")
     return EvalResult(

@@ -52,6 +52,15 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class CoTSettings(Settings):
+    """Settings of an experiment with a chain-of-thought condition (Ganguli et al. 2023 §3.2.2: up to 256
+    sampled tokens)."""
+
+    cot_temperature: float = 1.0
+    cot_max_tokens: int = 256
+
+
+@dataclass(frozen=True)
 class Option:
     """A command-line option that sets one field of the experiment's settings (its default is the field's)."""
 
@@ -126,7 +135,8 @@ class Experiment:
         """Samples are scored in this order (file order depends on batching and resumes)."""
         return (sample["condition"], str(sample["id"]))
 
-    def figures(self, metrics: dict, folder: Path) -> list[Path]:
+    def figures(self, metrics: dict, folder: Path, samples: list[dict]) -> list[Path]:
+        """Write the run's figures into `folder` from its metrics ({condition: ...}) and samples."""
         return []
 
     def report_section(self) -> Section | None:
@@ -155,3 +165,60 @@ class Experiment:
             name: hashlib.sha256(text.encode()).hexdigest()[:12]
             for name, text in sorted(self.prompts.items())
         }
+
+
+COT_OPTIONS = (
+    Option("--cot-temperature", "cot_temperature", float, "sampling temperature of the chain of thought"),
+    Option("--cot-max-tokens", "cot_max_tokens", int, "tokens of chain of thought at most (paper: 256)"),
+)
+COT_STOP = ("\n\nHuman:", "\nHuman:", "Human:")  # a sampled chain of thought ends where a next turn would
+
+
+def request_seed(seed: int, item_id: str, condition: str) -> int:
+    """A per-request seed, so each sample's reasoning is reproducible on its own (and after a resume)."""
+    digest = hashlib.sha256(f"{seed}|{item_id}|{condition}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def prompt_text(prompt) -> str:
+    """A prompt as text for the sample log: raw prompts as they are, chat prompts turn by turn."""
+    if isinstance(prompt, str):
+        return prompt
+    turns = [f"[{role}] {text}" for role, text in prompt.messages]
+    return "\n".join(turns + [f"[assistant] {prompt.prefill}"])
+
+
+def take(items: list, limit: int | None, seed: int) -> list:
+    """The first `limit` of a seeded shuffle, kept in their original order (all of them without a limit)."""
+    if limit is not None and limit < len(items):
+        import numpy as np
+
+        order = np.random.default_rng(seed).permutation(len(items))
+        items = [items[i] for i in sorted(order[:limit])]
+    return items
+
+
+def own_files(source: DataSource) -> tuple[list[Path], list[dict]]:
+    """The user's own data files (`--data-file`), checked to exist, with their sha256 for the run identity."""
+    from alignlab.checksums import sha256_file
+
+    paths = [Path(f).expanduser() for f in source.files]
+    for path in paths:
+        if not path.is_file():
+            raise AlignlabError(f"data file not found: {path}")
+    return paths, [{"path": str(p), "checksum": f"sha256:{sha256_file(p)}"} for p in paths]
+
+
+def located_files(dataset: str, source: DataSource) -> tuple[list[Path], list[dict], list[str]]:
+    """A registered dataset's data files (paths, provenance, warnings), or the user's own files instead."""
+    if source.files:
+        paths, files = own_files(source)
+        return paths, files, []
+    from alignlab.data import registry
+
+    located = registry.locate(dataset, registry.data_dir(source.data_dir), download=source.download)
+    return (
+        list(located),
+        [{"path": f.path, "checksum": f.pinned} for f in located.found],
+        list(located.warnings),
+    )
