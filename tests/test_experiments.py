@@ -281,3 +281,81 @@ def test_an_experiment_module_named_in_the_environment_is_found(tmp_path, monkey
         experiments.AlignlabError, match="cannot import experiment module 'no_such_module_here'"
     ):
         experiments.available()
+
+
+# --- answer-order control (--permute-answers) --------------------------------------------------------
+class LetterBackend(StubBackend):
+    """P = 0.9 for one letter chosen by `pick(answers shown)`, 0.05 for the others."""
+
+    def __init__(self, pick):
+        super().__init__("letters")
+        self.pick = pick
+
+    def score(self, requests):
+        import math
+        import re
+
+        from alignlab.models.base import ScoreResult
+
+        results = []
+        for r in requests:
+            shown = re.findall(r"\(a\) (.*?) \(b\) (.*?) \(c\) (.*?)\.(?: Please|\n)", r.prompt)[-1]
+            chosen = self.pick(shown)
+            results.append(ScoreResult([math.log(0.9 if i == chosen else 0.05) for i in range(3)], [3, 3, 3]))
+        return results
+
+
+def run_bbq(tmp_path, backend, permute, name="run", conditions=("q",)):
+    experiment = experiments.get("bbq")
+    return run(
+        experiment,
+        experiment.settings(conditions=conditions, permute_answers=permute, cot_max_tokens=8),
+        RunOptions(
+            model=backend.spec,
+            out=tmp_path / name,
+            limit=30,
+            data=DataSource(data_dir=str(DATA)),
+            use_cache=False,
+            progress=False,
+            bootstrap=100,
+            backend=backend,
+        ),
+    )
+
+
+@needs_data
+def test_permuted_answers_follow_the_content_and_expose_a_letter_preference(tmp_path):
+    longest = LetterBackend(lambda shown: max(range(3), key=lambda i: (len(shown[i]), -i)))
+    result = run_bbq(tmp_path, longest, permute=True, name="content")
+    samples = [json.loads(line) for line in (result.out / "samples.jsonl").read_text().splitlines()]
+    unique = [s for s in samples if sorted(map(len, s["answers"]))[-1] != sorted(map(len, s["answers"]))[-2]]
+    assert len(unique) > 10
+    for s in unique:  # one longest answer: it wins under every order, at whatever letter it stands
+        assert [o["shift"] for o in s["orders"]] == [0, 1, 2]
+        expected = max(range(3), key=lambda i: len(s["answers"][i]))
+        assert all(o["prediction"] == expected for o in s["orders"]) and s["prediction"] == expected
+        assert len({o["letter"] for o in s["orders"]}) == 3
+        assert s["probs"][expected] == pytest.approx(0.9)
+    rate = result.metrics["conditions"]["q"]["letter_preference_rate"]
+    assert rate["value"] <= 1 - len(unique) / len(samples)
+
+    always_c = LetterBackend(lambda shown: 2)
+    stuck = run_bbq(tmp_path, always_c, permute=True, name="stuck")
+    assert stuck.metrics["conditions"]["q"]["letter_preference_rate"]["value"] == 1.0
+    rows = [json.loads(line) for line in (stuck.out / "samples.jsonl").read_text().splitlines()]
+    assert all(o["letter"] == "c" for s in rows for o in s["orders"])
+    # "(c)" under every order: each answer won once, so the averaged probabilities are equal
+    assert all(s["probs"] == pytest.approx([1 / 3] * 3) for s in rows)
+
+
+@needs_data
+def test_permutation_is_off_by_default_and_cot_is_sampled_per_order(tmp_path):
+    plain = run_bbq(tmp_path, StubBackend("s"), permute=False, name="plain")
+    first = json.loads((plain.out / "samples.jsonl").read_text().splitlines()[0])
+    assert "orders" not in first and "letter_preference_rate" not in plain.metrics["conditions"]["q"]
+    backend = StubBackend("s")
+    cot = run_bbq(tmp_path, backend, permute=True, name="cot", conditions=("q+if+cot",))
+    assert backend.calls["generate"] == 3 * 30 and backend.calls["score"] == 3 * 30
+    sample = json.loads((cot.out / "samples.jsonl").read_text().splitlines()[0])
+    assert len({o["reasoning"] for o in sample["orders"]}) == 3  # a chain of thought per order, own seeds
+    assert len({o["prompt"] for o in sample["orders"]}) == 3

@@ -106,6 +106,9 @@ def _add_eval_options(p: argparse.ArgumentParser, experiment) -> None:
     p.add_argument("--seed", type=int, default=1234)
     settings_defaults = {f.name: f.default for f in fields(experiment.settings_class)}
     for option in experiment.options:
+        if option.type is bool:  # a switch: off unless given
+            p.add_argument(option.flag, dest=f"setting_{option.field}", action="store_true", help=option.help)
+            continue
         p.add_argument(
             option.flag,
             dest=f"setting_{option.field}",
@@ -205,12 +208,18 @@ def summary_table(experiment, results) -> Table:
         table.add_column("parameters", justify="right")
     table.add_column("condition")
     table.add_column("n", justify="right")
-    for _, heading in experiment.columns:
+    # columns no run has (e.g. a metric of an option that was off) are left out
+    columns = [
+        (path, heading)
+        for path, heading in experiment.columns
+        if any(_dig(m, path) is not None for r in results for m in r.metrics["conditions"].values())
+    ]
+    for _, heading in columns:
         table.add_column(heading, justify="right")
     for result in results:
         for condition, m in result.metrics["conditions"].items():
             cells = [condition, str(m.get("n", ""))]
-            cells += [_fmt(_dig(m, path)) for path, _ in experiment.columns]
+            cells += [_fmt(_dig(m, path)) for path, _ in columns]
             if ladder:
                 params = "?" if result.parameters is None else f"{result.parameters / 1e6:,.0f}M"
                 cells = [result.model, params, *cells]

@@ -16,7 +16,9 @@ class BBQSection(Section):
         "ambiguous ones; and "
         "accuracy, under the prompting conditions of Ganguli et al. 2023: the question alone (q), plus the "
         "instruction to be unbiased (q+if), plus chain of thought (q+if+cot). Intervals: 95% percentile "
-        "bootstrap over items."
+        "bootstrap over items. With --permute-answers each item is asked under the 3 cyclic orders of its "
+        "answers and the answers' probabilities averaged; letter_preference_rate is the share of items whose "
+        "chosen letter is the same under all orders (a letter preference, not a social bias)."
     )
     headline = ("bias_score.ambig", "bias_score.disambig", "accuracy.ambig", "accuracy.disambig")
     group_keys = ("by_category",)
@@ -32,7 +34,7 @@ class BBQSection(Section):
         ("correct", "correct"),
         ("probs", "P(a, b, c)"),
     )
-    sample_details = ("prompt", "reasoning", "answers", "probs", "logprobs")
+    sample_details = ("prompt", "reasoning", "answers", "probs", "logprobs", "orders")
 
     def run_figures(self, run: Run) -> list[Figure]:
         from alignlab.plots import bias_by_category_figure
