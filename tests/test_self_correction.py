@@ -365,3 +365,64 @@ def test_runs_on_the_bundled_model(name, args, tmp_path):
     assert (out / "config.json").is_file() and json.loads((out / "config.json").read_text())["identity"][
         "prompts"
     ]
+
+
+# --- the suite ----------------------------------------------------------------------------------------
+@needs_data
+def test_the_suite_runs_every_experiment_on_each_model_and_draws_the_scaling_figures(
+    tmp_path, monkeypatch, capsys
+):
+    loads = []
+
+    def load(spec, **_options):
+        loads.append(spec)
+        return StubBackend(spec, parameters=int(spec.rsplit("-", 1)[-1]))
+
+    monkeypatch.setattr(alignlab.evaluate, "load_model", load)
+    monkeypatch.setenv("ALIGNLAB_DATA_DIR", str(DATA))
+    code = main(
+        ["eval", "self-correction", "--model", "big-900,small-100", "--limit", "30", "--conditions", "q,q+if",
+         "--out", str(tmp_path), "--no-progress", "--bootstrap", "50"]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert loads == ["big-900", "small-100"]  # each model loaded once for all four experiments
+    folders = sorted(p.name for p in tmp_path.iterdir() if p.is_dir() and p.name != "figures")
+    assert folders == sorted(
+        f"{e}-{m}"
+        for e in ("bbq", "winogender", "law-school", "discrim-eval")
+        for m in ("big-900", "small-100")
+    )
+    limits = {
+        name: json.loads((tmp_path / f"{name}-small-100" / "metrics.json").read_text())["conditions"]["q"][
+            "n"
+        ]
+        for name in ("bbq", "winogender", "law-school", "discrim-eval")
+    }
+    assert limits == {"bbq": 30, "winogender": 30, "law-school": 15, "discrim-eval": 2}  # ~30 prompts each
+    figures = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert figures == [
+        "bbq-bias_score_ambig.png", "discrim-eval-mean_abs_logit_gap.png", "law-school-discrimination.png", "winogender-rho.png",
+    ]  # fmt: skip
+    assert printed.count("small-100") == 8 and printed.index("small-100") < printed.index("big-900")
+    assert "match-stats" not in printed  # not asked for
+
+
+def test_the_suite_checks_every_experiments_data_before_any_model_loads(tmp_path, monkeypatch, capsys):
+    loads = []
+    monkeypatch.setattr(alignlab.evaluate, "load_model", lambda spec, **kw: loads.append(spec))
+    empty = tmp_path / "data"
+    empty.mkdir()
+    code = main(
+        [
+            "eval",
+            "self-correction",
+            "--data-dir",
+            str(empty),
+            "--out",
+            str(tmp_path / "runs"),
+            "--no-progress",
+        ]
+    )
+    assert code == 2 and loads == [] and not (tmp_path / "runs").exists()
+    assert "none of its" in capsys.readouterr().err

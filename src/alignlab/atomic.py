@@ -46,6 +46,14 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise AlignlabError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    try:
+        with replacing(path) as tmp:
+            tmp.write_bytes(data)
+    except OSError as exc:
+        raise AlignlabError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
 def _remove(path: Path) -> None:
     with contextlib.suppress(OSError):
         if path.is_dir() and not path.is_symlink():

@@ -57,9 +57,41 @@ def _add_eval(sub) -> None:
         )
         _add_eval_options(p, experiment)
         p.set_defaults(func=_run_eval, experiment_obj=experiment)
+    for name, suite in experiments.available_suites().items():
+        p = ev_sub.add_parser(name, help=suite.help, description=suite.description or suite.help)
+        _add_suite_options(p, suite)
+        p.set_defaults(func=_run_suite, suite_obj=suite)
 
 
-def _add_eval_options(p: argparse.ArgumentParser, experiment) -> None:
+def _add_suite_options(p: argparse.ArgumentParser, suite) -> None:
+    """The options every experiment takes, plus each member's own (once each)."""
+    from alignlab import experiments
+    from alignlab.experiments.base import Experiment
+
+    members = [experiments.get(m.experiment) for m in suite.members]
+    combined = Experiment()
+    combined.name = suite.name
+    combined.conditions = tuple(dict.fromkeys(c for e in members for c in e.conditions))
+    options, owners = [], []
+    for experiment in members:
+        for option in experiment.options:
+            if option.flag not in {o.flag for o in options}:
+                options.append(option)
+                owners.append(experiment.settings_class)
+    combined.options = tuple(options)
+    _add_eval_options(p, combined, settings_classes=owners)
+    p.set_defaults(conditions=None)
+    helps = {
+        "conditions": "comma-separated conditions; each experiment runs those it has (default: all of each's own)",
+        "limit": "about N scored prompts per experiment and condition (BBQ and Winogender: N items; law school: "
+        "N/2 students; discrim-eval: N/15 decision questions); default: everything",
+        "out": "the folder that holds <experiment>-<model> for each run and figures/ (default: runs)",
+    }
+    for action in p._actions:  # argparse has no public way to reword an added option
+        action.help = helps.get(action.dest, action.help)
+
+
+def _add_eval_options(p: argparse.ArgumentParser, experiment, settings_classes=None) -> None:
     from dataclasses import fields
 
     from alignlab.models import SPEC_HELP
@@ -104,7 +136,10 @@ def _add_eval_options(p: argparse.ArgumentParser, experiment) -> None:
             help="your own data file in the upstream format instead of the pinned ones (repeatable)",
         )
     p.add_argument("--seed", type=int, default=1234)
-    settings_defaults = {f.name: f.default for f in fields(experiment.settings_class)}
+    settings_defaults = {}
+    for cls in [*(settings_classes or []), experiment.settings_class]:
+        for f in fields(cls):
+            settings_defaults.setdefault(f.name, f.default)
     for option in experiment.options:
         if option.type is bool:  # a switch: off unless given
             p.add_argument(option.flag, dest=f"setting_{option.field}", action="store_true", help=option.help)
@@ -198,8 +233,79 @@ def _run_eval(args) -> int:
     return 0
 
 
+def _run_suite(args) -> int:
+    from alignlab.evaluate import RunOptions, run_suite
+    from alignlab.experiments import DataSource
+
+    suite = args.suite_obj
+    values = {
+        "prompt_format": args.prompt_format,
+        "seed": args.seed,
+        **{k[len("setting_") :]: v for k, v in vars(args).items() if k.startswith("setting_")},
+    }
+    if args.conditions:
+        values["conditions"] = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
+    models = [m.strip() for m in args.model.split(",") if m.strip()]
+    if not models:
+        raise AlignlabError("--model names no model")
+    opts = RunOptions(
+        model=models[0],
+        out=args.out or Path("runs"),
+        limit=args.limit,
+        data=DataSource(data_dir=args.data_dir, download=args.download),
+        cache_path=args.cache,
+        batch_size=args.batch_size,
+        max_concurrency=args.max_concurrency,
+        use_cache=not args.no_cache,
+        progress=not args.no_progress,
+        bootstrap=args.bootstrap,
+        executor=args.executor,
+        workers=args.workers,
+        ray_address=args.ray_address,
+    )
+    outcome = run_suite(suite, models, values, opts)
+    console.print(suite_table(suite, outcome.results))
+    console.print(f"{len(outcome.results)} run folders in {opts.out}")
+    for path in outcome.figures:
+        console.print(f"figure: {path}")
+    if args.report is not None:
+        from alignlab.report import write_report
+
+        runset = write_report(opts.out, args.report)
+        console.print(f"report of {len(runset.runs)} runs in {opts.out}: {args.report}")
+    return 0
+
+
+def suite_table(suite, results) -> Table:
+    """One row per experiment, model and condition: the experiment's headline metric with its interval."""
+    from alignlab.evaluate import metric_at
+    from alignlab.report.figures import parameter_label
+
+    headline = {m.experiment: m.headline for m in suite.members}
+    table = Table(title=f"{suite.name} · headline metrics · 95% bootstrap intervals", title_justify="left")
+    for column in ("experiment", "metric", "model", "parameters", "condition"):
+        table.add_column(column)
+    table.add_column("n", justify="right")
+    table.add_column("value [95% CI]", justify="right")
+    for result in sorted(results, key=lambda r: list(headline).index(r.experiment)):
+        metric = headline[result.experiment]
+        for condition, m in result.metrics["conditions"].items():
+            table.add_row(
+                result.experiment,
+                metric,
+                result.model,
+                parameter_label(result.parameters) or "?",
+                condition,
+                str(m.get("n", "")),
+                _fmt(metric_at(m, metric)),
+            )
+    return table
+
+
 def summary_table(experiment, results) -> Table:
     """One row per model and condition: n and the experiment's columns, estimates with their intervals."""
+    from alignlab.evaluate import metric_at
+
     ladder = len(results) > 1
     who = "models by parameters" if ladder else results[0].model
     table = Table(title=f"{experiment.name} · {who} · 95% bootstrap intervals", title_justify="left")
@@ -212,26 +318,19 @@ def summary_table(experiment, results) -> Table:
     columns = [
         (path, heading)
         for path, heading in experiment.columns
-        if any(_dig(m, path) is not None for r in results for m in r.metrics["conditions"].values())
+        if any(metric_at(m, path) is not None for r in results for m in r.metrics["conditions"].values())
     ]
     for _, heading in columns:
         table.add_column(heading, justify="right")
     for result in results:
         for condition, m in result.metrics["conditions"].items():
             cells = [condition, str(m.get("n", ""))]
-            cells += [_fmt(_dig(m, path)) for path, _ in columns]
+            cells += [_fmt(metric_at(m, path)) for path, _ in columns]
             if ladder:
                 params = "?" if result.parameters is None else f"{result.parameters / 1e6:,.0f}M"
                 cells = [result.model, params, *cells]
             table.add_row(*cells)
     return table
-
-
-def _dig(metrics: dict, path: str):
-    value = metrics
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
 
 
 def _fmt(estimate) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from alignlab.engine import Engine, ResponseCache
 from alignlab.engine.samples import sample_key
 from alignlab.errors import AlignlabError
-from alignlab.experiments import DataSource, Experiment
+from alignlab.experiments import DataSource, Experiment, Suite
 from alignlab.experiments.base import Settings
 from alignlab.models import Backend, load_model, require
 from alignlab.paths import cache_dir
@@ -164,6 +164,112 @@ def run_ladder(
         )
         results.append(run(experiment, settings, one))
     return sorted(results, key=lambda r: (r.parameters is None, r.parameters or 0))
+
+
+@dataclass
+class SuiteResult:
+    results: list[EvalResult]  # by parameter count, then in the suite's order
+    figures: list[Path]
+
+
+def run_suite(suite: Suite, models: list[str], values: dict, opts: RunOptions) -> SuiteResult:
+    """Every experiment of `suite` on each model (loaded once per model) into `opts.out/<experiment>-<model>`,
+    then the suite's figures into `opts.out/figures/`.
+
+    `values`: settings for every member (conditions, prompt_format, seed, cot_*); a member takes the
+    conditions it knows (none given: all its own) and skips the fields it has not. `opts.limit` is in
+    scored prompts a condition (see `Member.prompts_per_item`).
+    """
+    from dataclasses import fields
+
+    from alignlab import experiments
+
+    if len(set(models)) != len(models):
+        raise AlignlabError(f"--model lists a model twice: {', '.join(models)}")
+    if opts.limit is not None and opts.limit < 1:
+        raise AlignlabError(f"--limit must be a positive number, got {opts.limit}")
+    wanted = values.get("conditions")
+    plans = []
+    for member in suite.members:
+        experiment = experiments.get(member.experiment)
+        own = tuple(c for c in wanted if c in experiment.conditions) if wanted else None
+        if wanted and not own:
+            continue  # none of the asked conditions is this experiment's
+        known = {f.name for f in fields(experiment.settings_class)}
+        settings = experiment.settings(
+            **{k: v for k, v in values.items() if k in known and k != "conditions"}, conditions=own
+        )
+        limit = None if opts.limit is None else max(1, opts.limit // member.prompts_per_item)
+        experiment.load(opts.data, limit, settings.seed)  # bad data stops the suite before any model loads
+        plans.append((member, experiment, settings, limit))
+    if not plans:
+        raise AlignlabError(f"no experiment of {suite.name} has the conditions {', '.join(wanted or ())}")
+    results = []
+    for model in models:
+        backend = _backend(RunOptions(**{**opts.__dict__, "model": model}))
+        for _member, experiment, settings, limit in plans:
+            one = RunOptions(
+                **{
+                    **opts.__dict__,
+                    "model": model,
+                    "limit": limit,
+                    "backend": backend,
+                    "out": opts.out / run_name(experiment.name, model),
+                }
+            )
+            results.append(run(experiment, settings, one))
+        del backend  # one model in memory at a time
+    order = {member.experiment: i for i, member in enumerate(suite.members)}
+    results.sort(key=lambda r: (r.parameters is None, r.parameters or 0, r.model, order[r.experiment]))
+    return SuiteResult(results, suite_figures(suite, results, opts.out / "figures"))
+
+
+def suite_figures(suite: Suite, results: list[EvalResult], folder: Path) -> list[Path]:
+    """Per experiment: its headline metric against parameter count, one line per condition, 95% intervals
+    (the form of Ganguli et al. 2023, Figs. 1-3)."""
+    import pandas as pd
+
+    from alignlab.atomic import write_bytes_atomic
+    from alignlab.report.figures import plot_scaling
+
+    written = []
+    for member in suite.members:
+        rows = []
+        for result in results:
+            if result.experiment != member.experiment or result.parameters is None:
+                continue
+            for condition, body in result.metrics["conditions"].items():
+                value = metric_at(body, member.headline)
+                estimate = value if isinstance(value, dict) else {"value": value, "ci": [None, None]}
+                if estimate.get("value") is None:
+                    continue
+                low, high = estimate.get("ci") or (None, None)
+                rows.append(
+                    {
+                        "model": result.model,
+                        "parameters": result.parameters,
+                        "condition": condition,
+                        "value": estimate["value"],
+                        "ci_low": estimate["value"] if low is None else low,
+                        "ci_high": estimate["value"] if high is None else high,
+                    }
+                )
+        if not rows:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{member.experiment}-{member.headline.replace('.', '_')}.png"
+        png = plot_scaling(pd.DataFrame(rows), member.headline, f"{member.experiment}: {member.headline}")
+        write_bytes_atomic(path, png)
+        written.append(path)
+    return written
+
+
+def metric_at(metrics: dict, path: str):
+    """The value at a dotted path of a condition's metrics ("bias_score.ambig"), or None."""
+    value = metrics
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def run_name(experiment: str, model: str) -> str:

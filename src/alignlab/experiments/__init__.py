@@ -14,13 +14,28 @@ import pkgutil
 from importlib import metadata
 
 from alignlab.errors import AlignlabError  # noqa: F401 (re-exported for callers)
-from alignlab.experiments.base import DataSource, Experiment, Item, Items, Option, Settings
+from alignlab.experiments.base import DataSource, Experiment, Item, Items, Member, Option, Settings, Suite
 
-__all__ = ["DataSource", "Experiment", "Item", "Items", "Option", "Settings", "register", "get", "available"]
+__all__ = [
+    "DataSource",
+    "Experiment",
+    "Item",
+    "Items",
+    "Member",
+    "Option",
+    "Settings",
+    "Suite",
+    "available",
+    "available_suites",
+    "get",
+    "register",
+    "register_suite",
+]
 
 log = logging.getLogger(__name__)
 PLUGINS_ENV = "ALIGNLAB_PLUGINS"
 _REGISTRY: dict[str, Experiment] = {}
+_SUITES: dict[str, Suite] = {}
 _discovered = False
 
 
@@ -29,6 +44,21 @@ def register(experiment: Experiment) -> Experiment:
         raise AlignlabError(f"experiment {type(experiment).__name__} has no name")
     _REGISTRY[experiment.name] = experiment
     return experiment
+
+
+def register_suite(suite: Suite) -> Suite:
+    _SUITES[suite.name] = suite
+    return suite
+
+
+def available_suites() -> dict[str, Suite]:
+    """Every registered suite whose experiments are all registered."""
+    experiments = available()
+    return {
+        name: suite
+        for name, suite in sorted(_SUITES.items())
+        if all(member.experiment in experiments for member in suite.members)
+    }
 
 
 def available() -> dict[str, Experiment]:

@@ -198,6 +198,26 @@ def take(items: list, limit: int | None, seed: int) -> list:
     return items
 
 
+@dataclass(frozen=True)
+class Member:
+    """One experiment of a suite: how many scored prompts an item costs (for the suite's --limit), and the
+    metric its summary row and scaling figure show."""
+
+    experiment: str
+    prompts_per_item: int
+    headline: str
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Several experiments run together on each model of a ladder (`alignlab eval NAME`)."""
+
+    name: str
+    help: str
+    members: tuple[Member, ...]
+    description: str = ""
+
+
 def own_files(source: DataSource) -> tuple[list[Path], list[dict]]:
     """The user's own data files (`--data-file`), checked to exist, with their sha256 for the run identity."""
     from alignlab.checksums import sha256_file
