@@ -132,7 +132,11 @@ def _child(path: Path, setting: str, tokens: int, items: int) -> dict:
     if done.returncode != 0:
         reason = f"signal {-done.returncode}" if done.returncode < 0 else f"exit {done.returncode}"
         loaded = lines[0].get("loaded", {}) if lines else {}  # what the child said before it died
-        return {"crashed": reason, "weight_buffers": loaded.get("weight_buffers"), "stderr": done.stderr[-500:]}
+        return {
+            "crashed": reason,
+            "weight_buffers": loaded.get("weight_buffers"),
+            "stderr": done.stderr[-500:],
+        }
     return lines[-1]
 
 
