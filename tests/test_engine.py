@@ -151,3 +151,23 @@ def test_sample_log_drops_a_half_written_last_line(tmp_path):
     log.close()
     lines = path.read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == ["1", "2"]
+
+
+def test_a_task_yielding_a_list_gets_the_list_of_results_batched_with_the_others():
+    backend = FakeBackend()
+
+    def fan_out(i: int):
+        reasons = yield [GenerateRequest(prompt=f"p{i}-{j}", seed=j) for j in range(3)]
+        scores = yield [ScoreRequest(prompt=r.text, continuations=("a", "bb", "ccc")) for r in reasons]
+        nothing = yield []  # an empty list is answered at once
+        single = yield ScoreRequest(prompt=f"q{i}", continuations=("a", "bb", "ccc"))
+        return {"id": str(i), "condition": "c", "reasons": [r.text for r in reasons], "n": len(scores),
+                "nothing": nothing, "single": single.logprobs}  # fmt: skip
+
+    engine = Engine(backend, cache=None, batch_size=64, show_progress=False)
+    samples = {}
+    engine.run_tasks({i: fan_out(i) for i in range(4)}, on_sample=lambda s: samples.update({s["id"]: s}))
+    assert samples["2"]["reasons"] == ["<p2-0|0>", "<p2-1|1>", "<p2-2|2>"]  # in the order asked
+    assert samples["2"]["n"] == 3 and samples["2"]["nothing"] == [] and len(samples["2"]["single"]) == 3
+    # all 4 tasks' 3 generations in one batch, their 12 scores in one, then the 4 single scores
+    assert backend.calls == [("generate", 12), ("score", 12), ("score", 4)]

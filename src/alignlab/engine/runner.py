@@ -7,6 +7,9 @@ A task is a generator that yields requests and receives their results, and final
         scores = yield ScoreRequest(...)
         return {"id": ..., "condition": ..., ...}
 
+A task may also yield a list of requests and receive the list of their results: they are batched with
+every other task's requests of that stage, not asked one after another.
+
 The engine advances every task batch by batch: it takes pending requests of one kind and stage, answers
 those it has cached, runs the rest in length-sorted batches, and hands each sample on the moment its task
 returns.
@@ -99,23 +102,56 @@ class Engine:
         return count
 
     def _drive(self, tasks: dict, progress) -> Iterable[tuple[object, dict]]:
-        pending: dict[object, Request] = {}
-        stage: dict[object, int] = {}  # how many requests each task has yielded
-        generators: dict[object, Task] = {}
-        for key, gen in tasks.items():
-            generators[key] = gen
+        # A task yields one request (and gets its result) or a list of requests (and gets the list of
+        # their results): the requests of a list wait in `pending` side by side, so they are batched
+        # together with every other task's instead of one after another.
+        pending: dict[tuple[object, int], Request] = {}
+        stage: dict[object, int] = {}  # how many yields of each task have been answered
+        replies: dict[object, list] = {}  # results so far of a task's current yield
+        outstanding: dict[object, int] = {}  # how many of them are still to come
+        as_list: dict[object, bool] = {}  # whether that yield was a list
+        generators: dict[object, Task] = dict(tasks)
+
+        def advance(key, reply, first: bool = False) -> dict | None:
+            gen = generators[key]
+            try:
+                while True:
+                    asked = next(gen) if first else gen.send(reply)
+                    first = False
+                    many = isinstance(asked, list | tuple)
+                    requests = list(asked) if many else [asked]
+                    if not requests:  # an empty list is answered at once
+                        reply = []
+                        continue
+                    as_list[key] = many
+                    replies[key] = []
+                    outstanding[key] = len(requests)
+                    for i, request in enumerate(requests):
+                        pending[(key, i)] = request
+                    return None
+            except StopIteration as stop:
+                del generators[key]
+                return stop.value
+
+        for key in list(tasks):
             stage[key] = 0
-            finished = self._advance(key, gen, None, pending, first=True)
+            finished = advance(key, None, first=True)
             if finished is not None:
                 yield key, finished
         model = self.backend.fingerprint()
         while pending:
             chunk = self._next_chunk(pending, stage)
             results = self._answer(model, [pending[k] for k in chunk])
-            for key, result in zip(chunk, results, strict=True):
-                del pending[key]
+            for entry, result in zip(chunk, results, strict=True):
+                key, index = entry
+                del pending[entry]
+                replies[key].append((index, result))
+                outstanding[key] -= 1
+                if outstanding[key]:
+                    continue  # more of this yield's requests are still out
+                answered = [r for _, r in sorted(replies.pop(key), key=lambda pair: pair[0])]
                 stage[key] += 1
-                finished = self._advance(key, generators[key], result, pending)
+                finished = advance(key, answered if as_list[key] else answered[0])
                 if finished is not None:
                     if progress is not None:
                         progress[0].advance(progress[1])
@@ -128,20 +164,12 @@ class Engine:
         earlier stages are still running; otherwise the largest group goes, in length order.
         """
         groups: dict[tuple[int, str], list] = {}
-        for key, request in pending.items():
-            groups.setdefault((stage[key], request.kind), []).append(key)
+        for entry, request in pending.items():
+            groups.setdefault((stage[entry[0]], request.kind), []).append(entry)
         full = [g for g in groups if len(groups[g]) >= self.chunk_size]
         chosen = max(full) if full else max(groups, key=lambda g: len(groups[g]))
         keys = sorted(groups[chosen], key=lambda k: -_prompt_size(pending[k]))
         return keys[: self.chunk_size]
-
-    @staticmethod
-    def _advance(key, gen: Task, result, pending: dict, first: bool = False) -> dict | None:
-        try:
-            pending[key] = next(gen) if first else gen.send(result)
-            return None
-        except StopIteration as stop:
-            return stop.value
 
     def _answer(self, model: str, requests: list[Request]) -> list[Result]:
         keys = [request_key(r) for r in requests]

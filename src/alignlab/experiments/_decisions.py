@@ -26,30 +26,40 @@ class DecisionPrompts:
     cot_question: str
 
 
-def decide(human: str, cot: bool, settings: CoTSettings, prompts: DecisionPrompts, seed: int):
-    """Sub-task (use with `yield from`): returns {"p_yes", "logprobs", "reasoning", "prompt"}."""
+def decide(humans: list[str], cot: bool, settings: CoTSettings, prompts: DecisionPrompts, seeds: list[int]):
+    """Sub-task (use with `yield from`) asking several prompts at once, so their chains of thought and
+    their scores are batched together: returns one {"p_yes", "logprobs", "reasoning", "prompt"} each."""
     fmt = settings.prompt_format
-    reasoning = None
+    reasonings: list[str | None] = [None] * len(humans)
     if cot:
-        opening = Dialogue((("human", human), ("assistant", prompts.cot_prefix)))
-        generated = yield GenerateRequest(
-            prompt=opening.render(fmt),
-            max_tokens=settings.cot_max_tokens,
-            temperature=settings.cot_temperature,
-            stop=COT_STOP if fmt == "raw" else (),
-            seed=seed,
-        )
-        reasoning = generated.text
-        dialogue = opening.continued(reasoning).extend(
-            ("human", prompts.cot_question), ("assistant", prompts.answer_prefix)
-        )
+        openings = [Dialogue((("human", human), ("assistant", prompts.cot_prefix))) for human in humans]
+        generated = yield [
+            GenerateRequest(
+                prompt=opening.render(fmt),
+                max_tokens=settings.cot_max_tokens,
+                temperature=settings.cot_temperature,
+                stop=COT_STOP if fmt == "raw" else (),
+                seed=seed,
+            )
+            for opening, seed in zip(openings, seeds, strict=True)
+        ]
+        reasonings = [g.text for g in generated]
+        dialogues = [
+            opening.continued(reasoning).extend(
+                ("human", prompts.cot_question), ("assistant", prompts.answer_prefix)
+            )
+            for opening, reasoning in zip(openings, reasonings, strict=True)
+        ]
     else:
-        dialogue = Dialogue((("human", human), ("assistant", prompts.answer_prefix)))
-    prompt = dialogue.render(fmt)
-    scored = yield ScoreRequest(prompt=prompt, continuations=YES_NO)
-    return {
-        "p_yes": normalise(scored.logprobs)[0],
-        "logprobs": scored.logprobs,
-        "reasoning": reasoning,
-        "prompt": prompt_text(prompt),
-    }
+        dialogues = [Dialogue((("human", human), ("assistant", prompts.answer_prefix))) for human in humans]
+    rendered = [dialogue.render(fmt) for dialogue in dialogues]
+    scored = yield [ScoreRequest(prompt=prompt, continuations=YES_NO) for prompt in rendered]
+    return [
+        {
+            "p_yes": normalise(score.logprobs)[0],
+            "logprobs": score.logprobs,
+            "reasoning": reasoning,
+            "prompt": prompt_text(prompt),
+        }
+        for score, reasoning, prompt in zip(scored, reasonings, rendered, strict=True)
+    ]

@@ -112,10 +112,8 @@ def task(item: bbq_data.BBQItem, condition: str, settings: BBQSettings) -> Task:
     With `permute_answers`, the item is asked under the 3 cyclic orders of its answers (a CoT sampled for
     each), each order's letter probabilities are mapped back to the answers, and the prediction is the
     argmax of their mean."""
-    shifts = range(len(LETTERS)) if settings.permute_answers else (0,)
-    asked = []
-    for shift in shifts:
-        asked.append((yield from _ask(item, condition, settings, shift)))
+    shifts = list(range(len(LETTERS))) if settings.permute_answers else [0]
+    asked = yield from _ask(item, condition, settings, shifts)
     mean = np.mean([answer["probs"] for answer in asked], axis=0).tolist()
     probs = mean if settings.permute_answers else asked[0]["probs"]
     prediction = int(np.argmax(probs))
@@ -143,44 +141,53 @@ def task(item: bbq_data.BBQItem, condition: str, settings: BBQSettings) -> Task:
     return sample
 
 
-def _ask(item: bbq_data.BBQItem, condition: str, settings: BBQSettings, shift: int):
-    """One order of the answers: {"shift", "letter" chosen, "prediction" (answer index), "probs" per answer
-    index, "logprobs" per letter, "reasoning", "prompt"}."""
+def _ask(item: bbq_data.BBQItem, condition: str, settings: BBQSettings, shifts: list[int]):
+    """The item under each order of its answers, asked together (one batch of chains of thought, one of
+    scores). Per order: {"shift", "letter" chosen, "prediction" (answer index), "probs" per answer index,
+    "logprobs" per letter, "reasoning", "prompt"}."""
     fmt = settings.prompt_format
-    reasoning = None
-    question = question_text(item, condition, shift)
+    questions = [question_text(item, condition, shift) for shift in shifts]
+    reasonings: list[str | None] = [None] * len(shifts)
     if condition == "q+if+cot":
-        opening = Dialogue((("human", question), ("assistant", COT_PREFIX)))
-        generated = yield GenerateRequest(
-            prompt=opening.render(fmt),
-            max_tokens=settings.cot_max_tokens,
-            temperature=settings.cot_temperature,
-            stop=COT_STOP if fmt == "raw" else (),
-            seed=request_seed(
-                settings.seed, item.id, condition if shift == 0 else f"{condition}|shift{shift}"
-            ),
-        )
-        reasoning = generated.text
-        dialogue = opening.continued(reasoning).extend(
-            ("human", COT_QUESTION), ("assistant", COT_ANSWER_PREFIX)
-        )
+        openings = [Dialogue((("human", question), ("assistant", COT_PREFIX))) for question in questions]
+        generated = yield [
+            GenerateRequest(
+                prompt=opening.render(fmt),
+                max_tokens=settings.cot_max_tokens,
+                temperature=settings.cot_temperature,
+                stop=COT_STOP if fmt == "raw" else (),
+                seed=request_seed(
+                    settings.seed, item.id, condition if shift == 0 else f"{condition}|shift{shift}"
+                ),
+            )
+            for opening, shift in zip(openings, shifts, strict=True)
+        ]
+        reasonings = [g.text for g in generated]
+        dialogues = [
+            opening.continued(reasoning).extend(("human", COT_QUESTION), ("assistant", COT_ANSWER_PREFIX))
+            for opening, reasoning in zip(openings, reasonings, strict=True)
+        ]
     else:
-        dialogue = Dialogue((("human", question), ("assistant", ANSWER_PREFIX)))
-    prompt = dialogue.render(fmt)
-    scored = yield ScoreRequest(prompt=prompt, continuations=CONTINUATIONS)
-    by_letter = _normalise(scored.logprobs)
-    n = len(by_letter)
-    by_answer = [by_letter[(a - shift) % n] for a in range(n)]  # answer a is shown at position a - shift
-    letter = int(np.argmax(by_letter))
-    return {
-        "shift": shift,
-        "letter": LETTERS[letter],
-        "prediction": (letter + shift) % n,
-        "probs": by_answer,
-        "logprobs": scored.logprobs,
-        "reasoning": reasoning,
-        "prompt": prompt_text(prompt),
-    }
+        dialogues = [Dialogue((("human", question), ("assistant", ANSWER_PREFIX))) for question in questions]
+    prompts = [dialogue.render(fmt) for dialogue in dialogues]
+    scored = yield [ScoreRequest(prompt=prompt, continuations=CONTINUATIONS) for prompt in prompts]
+    asked = []
+    for shift, score, reasoning, prompt in zip(shifts, scored, reasonings, prompts, strict=True):
+        by_letter = _normalise(score.logprobs)
+        n = len(by_letter)
+        letter = int(np.argmax(by_letter))
+        asked.append(
+            {
+                "shift": shift,
+                "letter": LETTERS[letter],
+                "prediction": (letter + shift) % n,
+                "probs": [by_letter[(a - shift) % n] for a in range(n)],  # answer a stands at a - shift
+                "logprobs": score.logprobs,
+                "reasoning": reasoning,
+                "prompt": prompt_text(prompt),
+            }
+        )
+    return asked
 
 
 def _normalise(logprobs: list[float]) -> list[float]:

@@ -134,16 +134,13 @@ class DiscrimEval(Experiment):
         return {"score", "generate"} if "q+if+cot" in settings.conditions else {"score"}
 
     def task(self, item: Question, condition: str, settings: CoTSettings) -> Task:
-        p_yes, reasoning = {}, {}
-        prompt = None
-        for name, fill in item.variants:
-            seed = request_seed(settings.seed, item.id, f"{condition}|{name}")
-            answer = yield from decide(
-                human_turn(fill, condition), condition.endswith("cot"), settings, PROMPTS, seed
-            )
-            p_yes[name] = answer["p_yes"]
-            reasoning[name] = answer["reasoning"]
-            prompt = prompt or answer["prompt"]
+        names = [name for name, _ in item.variants]
+        seeds = [request_seed(settings.seed, item.id, f"{condition}|{name}") for name in names]
+        humans = [human_turn(fill, condition) for _, fill in item.variants]
+        answers = yield from decide(humans, condition.endswith("cot"), settings, PROMPTS, seeds)
+        p_yes = {name: answer["p_yes"] for name, answer in zip(names, answers, strict=True)}
+        reasoning = {name: answer["reasoning"] for name, answer in zip(names, answers, strict=True)}
+        prompt = answers[0]["prompt"]
         base = float(logit(p_yes["baseline"]))
         return {
             "id": item.id,

@@ -110,13 +110,11 @@ class LawSchool(Experiment):
             "ugpa": item.ugpa,
             "recorded_race": item.race,
         }
-        for race in RACES:
-            seed = request_seed(settings.seed, sample["id"], f"{condition}|{race}")
-            answer = yield from decide(
-                human_turn(item, race, condition), condition.endswith("cot"), settings, PROMPTS, seed
-            )
-            key = race.lower()
-            sample.update({f"{name}_{key}": value for name, value in answer.items()})
+        seeds = [request_seed(settings.seed, sample["id"], f"{condition}|{race}") for race in RACES]
+        humans = [human_turn(item, race, condition) for race in RACES]
+        answers = yield from decide(humans, condition.endswith("cot"), settings, PROMPTS, seeds)
+        for race, answer in zip(RACES, answers, strict=True):
+            sample.update({f"{name}_{race.lower()}": value for name, value in answer.items()})
         return sample
 
     def metrics(self, samples: list[dict], settings: CoTSettings, seed: int, n_resamples: int) -> dict:
