@@ -183,8 +183,7 @@ def _add_eval_options(p: argparse.ArgumentParser, experiment, settings_classes=N
 
 
 def _run_eval(args) -> int:
-    from alignlab.evaluate import RunOptions, run, run_ladder, run_name
-    from alignlab.experiments import DataSource
+    from alignlab.evaluate import run, run_ladder, run_name
 
     experiment = args.experiment_obj
     settings = experiment.settings(
@@ -196,25 +195,9 @@ def _run_eval(args) -> int:
     models = [m.strip() for m in args.model.split(",") if m.strip()]
     if not models:
         raise AlignlabError("--model names no model")
-    opts = RunOptions(
-        model=models[0],
-        out=args.out or Path("runs") / (run_name(experiment.name, models[0]) if len(models) == 1 else ""),
-        limit=args.limit,
-        data=DataSource(
-            data_dir=args.data_dir,
-            files=tuple(getattr(args, "data_file", None) or ()),
-            download=args.download,
-        ),
-        cache_path=args.cache,
-        batch_size=args.batch_size,
-        max_concurrency=args.max_concurrency,
-        use_cache=not args.no_cache,
-        progress=not args.no_progress,
-        bootstrap=args.bootstrap,
-        executor=args.executor,
-        workers=args.workers,
-        ray_address=args.ray_address,
-    )
+    files = tuple(getattr(args, "data_file", None) or ())
+    out = args.out or Path("runs") / (run_name(experiment.name, models[0]) if len(models) == 1 else "")
+    opts = _run_options(args, models[0], out, files)
     if len(models) == 1:
         results = [run(experiment, settings, opts)]
     else:
@@ -233,9 +216,29 @@ def _run_eval(args) -> int:
     return 0
 
 
-def _run_suite(args) -> int:
-    from alignlab.evaluate import RunOptions, run_suite
+def _run_options(args, model: str, out: Path, files: tuple):
+    from alignlab.evaluate import RunOptions
     from alignlab.experiments import DataSource
+
+    return RunOptions(
+        model=model,
+        out=out,
+        limit=args.limit,
+        data=DataSource(data_dir=args.data_dir, files=files, download=args.download),
+        cache_path=args.cache,
+        batch_size=args.batch_size,
+        max_concurrency=args.max_concurrency,
+        use_cache=not args.no_cache,
+        progress=not args.no_progress,
+        bootstrap=args.bootstrap,
+        executor=args.executor,
+        workers=args.workers,
+        ray_address=args.ray_address,
+    )
+
+
+def _run_suite(args) -> int:
+    from alignlab.evaluate import run_suite
 
     suite = args.suite_obj
     values = {
@@ -248,21 +251,7 @@ def _run_suite(args) -> int:
     models = [m.strip() for m in args.model.split(",") if m.strip()]
     if not models:
         raise AlignlabError("--model names no model")
-    opts = RunOptions(
-        model=models[0],
-        out=args.out or Path("runs"),
-        limit=args.limit,
-        data=DataSource(data_dir=args.data_dir, download=args.download),
-        cache_path=args.cache,
-        batch_size=args.batch_size,
-        max_concurrency=args.max_concurrency,
-        use_cache=not args.no_cache,
-        progress=not args.no_progress,
-        bootstrap=args.bootstrap,
-        executor=args.executor,
-        workers=args.workers,
-        ray_address=args.ray_address,
-    )
+    opts = _run_options(args, models[0], args.out or Path("runs"), ())
     outcome = run_suite(suite, models, values, opts)
     console.print(suite_table(suite, outcome.results))
     console.print(f"{len(outcome.results)} run folders in {opts.out}")

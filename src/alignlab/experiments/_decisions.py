@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alignlab.experiments.base import COT_STOP, CoTSettings, prompt_text
+from alignlab.experiments.base import CoTSettings, cot_request, prompt_text
 from alignlab.metrics.parity import normalise
-from alignlab.models.base import GenerateRequest, ScoreRequest
+from alignlab.models.base import ScoreRequest
 from alignlab.prompts import Dialogue
 
 YES_NO = ("yes", "no")
@@ -34,13 +34,7 @@ def decide(humans: list[str], cot: bool, settings: CoTSettings, prompts: Decisio
     if cot:
         openings = [Dialogue((("human", human), ("assistant", prompts.cot_prefix))) for human in humans]
         generated = yield [
-            GenerateRequest(
-                prompt=opening.render(fmt),
-                max_tokens=settings.cot_max_tokens,
-                temperature=settings.cot_temperature,
-                stop=COT_STOP if fmt == "raw" else (),
-                seed=seed,
-            )
+            cot_request(opening.render(fmt), settings, seed)
             for opening, seed in zip(openings, seeds, strict=True)
         ]
         reasonings = [g.text for g in generated]

@@ -10,7 +10,7 @@ An experiment is one module under `alignlab/experiments/` (or any module named i
         def load(self, source, limit, seed):                # items and their data provenance
             return Items([Item(str(x), x) for x in range(10)])
 
-        def task(self, item, condition, settings):          # a generator: yield requests, return a sample
+        def task(self, item, condition, settings):          # yield a request (or a list), return a sample
             scored = yield ScoreRequest(self.prompts["QUESTION"].format(x=item.value), (" Yes", " No"))
             return {"id": item.id, "condition": condition, "yes": scored.logprobs[0] > scored.logprobs[1]}
 
@@ -172,6 +172,20 @@ COT_OPTIONS = (
     Option("--cot-max-tokens", "cot_max_tokens", int, "tokens of chain of thought at most (paper: 256)"),
 )
 COT_STOP = ("\n\nHuman:", "\nHuman:", "Human:")  # a sampled chain of thought ends where a next turn would
+
+
+def cot_request(prompt, settings: CoTSettings, seed: int):
+    """The request that samples a chain of thought after `prompt` (the papers' up to 256 tokens at T=1 by
+    default; a raw prompt stops where a next Human turn would start)."""
+    from alignlab.models.base import GenerateRequest
+
+    return GenerateRequest(
+        prompt=prompt,
+        max_tokens=settings.cot_max_tokens,
+        temperature=settings.cot_temperature,
+        stop=COT_STOP if isinstance(prompt, str) else (),
+        seed=seed,
+    )
 
 
 def request_seed(seed: int, item_id: str, condition: str) -> int:

@@ -23,17 +23,17 @@ from alignlab.engine.runner import Task
 from alignlab.errors import AlignlabError
 from alignlab.experiments import register
 from alignlab.experiments.base import (
-    COT_STOP,
     DataSource,
     Experiment,
     Items,
     Option,
     Settings,
+    cot_request,
     prompt_text,
     request_seed,
     take,
 )
-from alignlab.models.base import GenerateRequest, ScoreRequest
+from alignlab.models.base import ScoreRequest
 from alignlab.prompts import Dialogue
 
 CONDITIONS = ("q", "q+if", "q+if+cot")
@@ -151,12 +151,10 @@ def _ask(item: bbq_data.BBQItem, condition: str, settings: BBQSettings, shifts: 
     if condition == "q+if+cot":
         openings = [Dialogue((("human", question), ("assistant", COT_PREFIX))) for question in questions]
         generated = yield [
-            GenerateRequest(
-                prompt=opening.render(fmt),
-                max_tokens=settings.cot_max_tokens,
-                temperature=settings.cot_temperature,
-                stop=COT_STOP if fmt == "raw" else (),
-                seed=request_seed(
+            cot_request(
+                opening.render(fmt),
+                settings,
+                request_seed(
                     settings.seed, item.id, condition if shift == 0 else f"{condition}|shift{shift}"
                 ),
             )

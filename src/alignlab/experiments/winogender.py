@@ -24,18 +24,18 @@ from alignlab.errors import AlignlabError
 from alignlab.experiments import register
 from alignlab.experiments.base import (
     COT_OPTIONS,
-    COT_STOP,
     CoTSettings,
     DataSource,
     Experiment,
     Items,
+    cot_request,
     located_files,
     prompt_text,
     request_seed,
     take,
 )
 from alignlab.metrics.parity import correlation_estimate, fisher_interval, mean_estimate, normalise
-from alignlab.models.base import GenerateRequest, ScoreRequest
+from alignlab.models.base import ScoreRequest
 from alignlab.prompts import Dialogue
 
 CONDITIONS = ("q", "q+if", "q+if+cot", "match-stats")
@@ -101,12 +101,8 @@ class Winogender(Experiment):
         reasoning = None
         if condition == "q+if+cot":
             opening = Dialogue((("human", human_turn(item, condition)), ("assistant", COT_PREFIX)))
-            generated = yield GenerateRequest(
-                prompt=opening.render(fmt),
-                max_tokens=settings.cot_max_tokens,
-                temperature=settings.cot_temperature,
-                stop=COT_STOP if fmt == "raw" else (),
-                seed=request_seed(settings.seed, item.id, condition),
+            generated = yield cot_request(
+                opening.render(fmt), settings, request_seed(settings.seed, item.id, condition)
             )
             reasoning = generated.text
             dialogue = opening.continued(reasoning).extend(
