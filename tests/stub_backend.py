@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from alignlab.models.base import BackendBase, FeaturesResult, GenerateResult, ScoreResult
 
@@ -48,3 +49,26 @@ class StubBackend(BackendBase):
     def features(self, requests):
         self.calls["features"] += len(requests)
         return [FeaturesResult(vector=[_unit(self.spec, r.prompt, i) for i in range(4)]) for r in requests]
+
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def run_stubbed(name: str, backend, out: Path, limit: int | None = None, bootstrap: int = 200, **settings):
+    """Run experiment `name` on `backend` into `out` with the shared datasets, no cache, no progress bar."""
+    from alignlab import experiments
+    from alignlab.evaluate import RunOptions, run
+    from alignlab.experiments import DataSource
+
+    experiment = experiments.get(name)
+    options = RunOptions(
+        model=backend.spec,
+        out=out,
+        limit=limit,
+        data=DataSource(data_dir=str(DATA)),
+        use_cache=False,
+        progress=False,
+        bootstrap=bootstrap,
+        backend=backend,
+    )
+    return run(experiment, experiment.settings(**settings), options)

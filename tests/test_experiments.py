@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from stub_backend import StubBackend
+from stub_backend import StubBackend, run_stubbed
 
 import alignlab.evaluate
 from alignlab import experiments
 from alignlab.cli import main
 from alignlab.evaluate import RunOptions, run
-from alignlab.experiments import DataSource, Experiment, Item, Items, Option, Settings
+from alignlab.experiments import Experiment, Item, Items, Option, Settings
 from alignlab.experiments import bbq as bbq_module
 from alignlab.models.base import ScoreRequest
 from alignlab.report.sections import Section
@@ -50,21 +50,8 @@ def stub_models(monkeypatch):
 # --- BBQ on the generic runner -----------------------------------------------------------------------
 @needs_data
 def test_bbq_through_the_generic_runner_writes_the_same_bytes_as_before(tmp_path):
-    experiment = experiments.get("bbq")
-    result = run(
-        experiment,
-        experiment.settings(conditions=("q", "q+if", "q+if+cot")),
-        RunOptions(
-            model="stub-model",
-            out=tmp_path / "run",
-            limit=12,
-            data=DataSource(data_dir=str(DATA)),
-            use_cache=False,
-            progress=False,
-            bootstrap=200,
-            backend=StubBackend("stub-model"),
-        ),
-    )
+    backend = StubBackend("stub-model")
+    result = run_stubbed("bbq", backend, tmp_path / "run", limit=12, conditions=("q", "q+if", "q+if+cot"))
     assert sha256(result.out / "samples.jsonl") == BBQ_SAMPLES_SHA256
     assert sha256(result.out / "metrics.json") == BBQ_METRICS_SHA256
     config = json.loads((result.out / "config.json").read_text())
@@ -306,21 +293,10 @@ class LetterBackend(StubBackend):
 
 
 def run_bbq(tmp_path, backend, permute, name="run", conditions=("q",)):
-    experiment = experiments.get("bbq")
-    return run(
-        experiment,
-        experiment.settings(conditions=conditions, permute_answers=permute, cot_max_tokens=8),
-        RunOptions(
-            model=backend.spec,
-            out=tmp_path / name,
-            limit=30,
-            data=DataSource(data_dir=str(DATA)),
-            use_cache=False,
-            progress=False,
-            bootstrap=100,
-            backend=backend,
-        ),
-    )
+    return run_stubbed(
+        "bbq", backend, tmp_path / name, limit=30, bootstrap=100,
+        conditions=conditions, permute_answers=permute, cot_max_tokens=8,
+    )  # fmt: skip
 
 
 @needs_data

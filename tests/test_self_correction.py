@@ -10,17 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from stub_backend import StubBackend
+from stub_backend import StubBackend, run_stubbed
 
 import alignlab.evaluate
-from alignlab import experiments
 from alignlab.cli import main
 from alignlab.data.discrim_eval import load_fills
 from alignlab.data.law_school import load_students
 from alignlab.data.winogender import load_winogender
 from alignlab.errors import AlignlabError
-from alignlab.evaluate import RunOptions, run
-from alignlab.experiments import DataSource
 from alignlab.experiments import discrim_eval as discrim
 from alignlab.experiments import law_school as law
 from alignlab.experiments import winogender as wino
@@ -100,21 +97,7 @@ class KnownBackend(StubBackend):
 
 
 def run_with(name, backend, tmp_path, conditions=None, limit=None, **settings):
-    experiment = experiments.get(name)
-    return run(
-        experiment,
-        experiment.settings(conditions=conditions, **settings),
-        RunOptions(
-            model=backend.spec,
-            out=tmp_path / name,
-            limit=limit,
-            data=DataSource(data_dir=str(DATA)),
-            use_cache=False,
-            progress=False,
-            bootstrap=200,
-            backend=backend,
-        ),
-    )
+    return run_stubbed(name, backend, tmp_path / name, limit=limit, conditions=conditions, **settings)
 
 
 @needs_data

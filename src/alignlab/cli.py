@@ -79,23 +79,23 @@ def _add_suite_options(p: argparse.ArgumentParser, suite) -> None:
                 options.append(option)
                 owners.append(experiment.settings_class)
     combined.options = tuple(options)
-    _add_eval_options(p, combined, settings_classes=owners)
-    p.set_defaults(conditions=None)
     helps = {
         "conditions": "comma-separated conditions; each experiment runs those it has (default: all of each's own)",
         "limit": "about N scored prompts per experiment and condition (BBQ and Winogender: N items; law school: "
         "N/2 students; discrim-eval: N/15 decision questions); default: everything",
         "out": "the folder that holds <experiment>-<model> for each run and figures/ (default: runs)",
     }
-    for action in p._actions:  # argparse has no public way to reword an added option
-        action.help = helps.get(action.dest, action.help)
+    _add_eval_options(p, combined, settings_classes=owners, helps=helps)
+    p.set_defaults(conditions=None)
 
 
-def _add_eval_options(p: argparse.ArgumentParser, experiment, settings_classes=None) -> None:
+def _add_eval_options(p: argparse.ArgumentParser, experiment, settings_classes=None, helps=None) -> None:
+    """The options of `alignlab eval NAME`; `helps` rewords some of them (by destination) for a suite."""
     from dataclasses import fields
 
     from alignlab.models import SPEC_HELP
 
+    helps = helps or {}
     name = experiment.name
     defaults = experiment.default_conditions or experiment.conditions
     p.add_argument(
@@ -106,15 +106,22 @@ def _add_eval_options(p: argparse.ArgumentParser, experiment, settings_classes=N
     p.add_argument(
         "--conditions",
         default=",".join(defaults),
-        help=f"comma-separated conditions from {', '.join(experiment.conditions)} (default: {','.join(defaults)})",
+        help=helps.get("conditions")
+        or f"comma-separated conditions from {', '.join(experiment.conditions)} (default: {','.join(defaults)})",
     )
-    p.add_argument("--limit", type=int, default=None, help="evaluate N items (a seeded sample), not all")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help=helps.get("limit") or "evaluate N items (a seeded sample), not all",
+    )
     p.add_argument(
         "--out",
         type=Path,
         default=None,
-        help=f"run folder (default: runs/{name}-<model>); with a ladder, the folder that holds "
-        f"{name}-<model> for each (default: runs)",
+        help=helps.get("out")
+        or f"run folder (default: runs/{name}-<model>); with a ladder, the folder that holds {name}-<model> for "
+        "each (default: runs)",
     )
     p.add_argument(
         "--format",
@@ -186,15 +193,8 @@ def _run_eval(args) -> int:
     from alignlab.evaluate import run, run_ladder, run_name
 
     experiment = args.experiment_obj
-    settings = experiment.settings(
-        conditions=tuple(c.strip() for c in args.conditions.split(",") if c.strip()),
-        prompt_format=args.prompt_format,
-        seed=args.seed,
-        **{k[len("setting_") :]: v for k, v in vars(args).items() if k.startswith("setting_")},
-    )
-    models = [m.strip() for m in args.model.split(",") if m.strip()]
-    if not models:
-        raise AlignlabError("--model names no model")
+    settings = experiment.settings(**_setting_values(args))
+    models = _models(args)
     files = tuple(getattr(args, "data_file", None) or ())
     out = args.out or Path("runs") / (run_name(experiment.name, models[0]) if len(models) == 1 else "")
     opts = _run_options(args, models[0], out, files)
@@ -214,6 +214,25 @@ def _run_eval(args) -> int:
         count = len(runset.runs)
         console.print(f"report of {count} run{'s' if count != 1 else ''} in {root}: {args.report}")
     return 0
+
+
+def _setting_values(args) -> dict:
+    """The settings the command line gave: conditions (when given), format, seed, each experiment option."""
+    values = {
+        "prompt_format": args.prompt_format,
+        "seed": args.seed,
+        **{k[len("setting_") :]: v for k, v in vars(args).items() if k.startswith("setting_")},
+    }
+    if args.conditions is not None:  # a suite's default: each experiment its own
+        values["conditions"] = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
+    return values
+
+
+def _models(args) -> list[str]:
+    models = [m.strip() for m in args.model.split(",") if m.strip()]
+    if not models:
+        raise AlignlabError("--model names no model")
+    return models
 
 
 def _run_options(args, model: str, out: Path, files: tuple):
@@ -241,16 +260,8 @@ def _run_suite(args) -> int:
     from alignlab.evaluate import run_suite
 
     suite = args.suite_obj
-    values = {
-        "prompt_format": args.prompt_format,
-        "seed": args.seed,
-        **{k[len("setting_") :]: v for k, v in vars(args).items() if k.startswith("setting_")},
-    }
-    if args.conditions:
-        values["conditions"] = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
-    models = [m.strip() for m in args.model.split(",") if m.strip()]
-    if not models:
-        raise AlignlabError("--model names no model")
+    values = _setting_values(args)
+    models = _models(args)
     opts = _run_options(args, models[0], args.out or Path("runs"), ())
     outcome = run_suite(suite, models, values, opts)
     console.print(suite_table(suite, outcome.results))

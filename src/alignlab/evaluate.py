@@ -12,13 +12,13 @@ Everything the CLI's `eval` does is callable from here.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from alignlab.engine import Engine, ResponseCache
 from alignlab.engine.samples import sample_key
 from alignlab.errors import AlignlabError
-from alignlab.experiments import DataSource, Experiment, Suite
+from alignlab.experiments import DataSource, Experiment, Items, Suite
 from alignlab.experiments.base import Settings
 from alignlab.models import Backend, load_model, require
 from alignlab.paths import cache_dir
@@ -60,8 +60,9 @@ class EvalResult:
     parameters: int | None = None
 
 
-def run(experiment: Experiment, settings: Settings, opts: RunOptions) -> EvalResult:
-    # Cheap checks first: a bad setting or missing data should not wait for a model to load.
+def load_checked(experiment: Experiment, settings: Settings, opts: RunOptions) -> Items:
+    """The experiment's items, after the cheap checks: a bad setting or missing data should not wait for a
+    model to load."""
     if opts.limit is not None and opts.limit < 1:
         raise AlignlabError(f"--limit must be a positive number of items, got {opts.limit}")
     if opts.data.files and not experiment.accepts_data_files:
@@ -70,6 +71,16 @@ def run(experiment: Experiment, settings: Settings, opts: RunOptions) -> EvalRes
     ids = [experiment.item_id(item) for item in loaded.items]
     if len(set(ids)) != len(ids):
         raise AlignlabError(f"experiment {experiment.name!r}: item ids are not unique")
+    return loaded
+
+
+def run(
+    experiment: Experiment, settings: Settings, opts: RunOptions, loaded: Items | None = None
+) -> EvalResult:
+    """`loaded`: the items from `load_checked`, when the caller has them already (a suite, for each model)."""
+    if loaded is None:
+        loaded = load_checked(experiment, settings, opts)
+    ids = [experiment.item_id(item) for item in loaded.items]
 
     backend = opts.backend or _backend(opts)
     require(backend, experiment.request_kinds(settings))
@@ -153,17 +164,28 @@ def run_ladder(
 ) -> list[EvalResult]:
     """Each model into `opts.out/<experiment>-<model>`, one after another (each loaded, run, released);
     results ordered by the parameter count each backend reports (unknown last)."""
-    if len(set(models)) != len(models):
-        raise AlignlabError(f"--model lists a model twice: {', '.join(models)}")
+    _check_ladder(models)
     if opts.backend is not None:
         raise AlignlabError("a ladder builds its own backends: pass model specs, not a backend")
     results = []
     for model in models:
-        one = RunOptions(
-            **{**opts.__dict__, "model": model, "out": opts.out / run_name(experiment.name, model)}
+        results.append(
+            run(
+                experiment,
+                settings,
+                replace(opts, model=model, out=opts.out / run_name(experiment.name, model)),
+            )
         )
-        results.append(run(experiment, settings, one))
-    return sorted(results, key=lambda r: (r.parameters is None, r.parameters or 0))
+    return sorted(results, key=_by_parameters)
+
+
+def _check_ladder(models: list[str]) -> None:
+    if len(set(models)) != len(models):
+        raise AlignlabError(f"--model lists a model twice: {', '.join(models)}")
+
+
+def _by_parameters(result: EvalResult) -> tuple:
+    return (result.parameters is None, result.parameters or 0)
 
 
 @dataclass
@@ -180,12 +202,9 @@ def run_suite(suite: Suite, models: list[str], values: dict, opts: RunOptions) -
     conditions it knows (none given: all its own) and skips the fields it has not. `opts.limit` is in
     scored prompts a condition (see `Member.prompts_per_item`).
     """
-    from dataclasses import fields
-
     from alignlab import experiments
 
-    if len(set(models)) != len(models):
-        raise AlignlabError(f"--model lists a model twice: {', '.join(models)}")
+    _check_ladder(models)
     if opts.limit is not None and opts.limit < 1:
         raise AlignlabError(f"--limit must be a positive number, got {opts.limit}")
     wanted = values.get("conditions")
@@ -195,32 +214,25 @@ def run_suite(suite: Suite, models: list[str], values: dict, opts: RunOptions) -
         own = tuple(c for c in wanted if c in experiment.conditions) if wanted else None
         if wanted and not own:
             continue  # none of the asked conditions is this experiment's
-        known = {f.name for f in fields(experiment.settings_class)}
-        settings = experiment.settings(
-            **{k: v for k, v in values.items() if k in known and k != "conditions"}, conditions=own
+        settings = experiment.settings(**{**values, "conditions": own})  # fields it lacks are skipped
+        one = replace(
+            opts, limit=None if opts.limit is None else max(1, opts.limit // member.prompts_per_item)
         )
-        limit = None if opts.limit is None else max(1, opts.limit // member.prompts_per_item)
-        experiment.load(opts.data, limit, settings.seed)  # bad data stops the suite before any model loads
-        plans.append((member, experiment, settings, limit))
+        loaded = load_checked(experiment, settings, one)  # bad data stops the suite before any model loads
+        plans.append((experiment, settings, one, loaded))
     if not plans:
         raise AlignlabError(f"no experiment of {suite.name} has the conditions {', '.join(wanted or ())}")
     results = []
     for model in models:
-        backend = _backend(RunOptions(**{**opts.__dict__, "model": model}))
-        for _member, experiment, settings, limit in plans:
-            one = RunOptions(
-                **{
-                    **opts.__dict__,
-                    "model": model,
-                    "limit": limit,
-                    "backend": backend,
-                    "out": opts.out / run_name(experiment.name, model),
-                }
+        backend = _backend(replace(opts, model=model))
+        for experiment, settings, one, loaded in plans:
+            out = opts.out / run_name(experiment.name, model)
+            results.append(
+                run(experiment, settings, replace(one, model=model, backend=backend, out=out), loaded)
             )
-            results.append(run(experiment, settings, one))
         del backend  # one model in memory at a time
     order = {member.experiment: i for i, member in enumerate(suite.members)}
-    results.sort(key=lambda r: (r.parameters is None, r.parameters or 0, r.model, order[r.experiment]))
+    results.sort(key=lambda r: (*_by_parameters(r), r.model, order[r.experiment]))
     return SuiteResult(results, suite_figures(suite, results, opts.out / "figures"))
 
 

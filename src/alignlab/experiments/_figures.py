@@ -25,12 +25,6 @@ def save(fig, path: Path) -> Path:
     return path
 
 
-def png(fig) -> bytes:
-    from alignlab.report.figures import png_bytes
-
-    return png_bytes(fig, dpi=90)
-
-
 def _estimate(entry: Any) -> tuple[float, float, float] | None:
     if not isinstance(entry, Mapping) or entry.get("value") is None:
         return None

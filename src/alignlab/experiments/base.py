@@ -111,7 +111,6 @@ class Experiment:
     # (dotted metric path under a condition, column title) for the console table
     columns: tuple[tuple[str, str], ...] = ()
     accepts_data_files: bool = False  # whether --data-file (the user's own files) makes sense
-    figure_names: tuple[str, ...] = ()  # files figures() writes, listed after a run
 
     # --- what each experiment implements -----------------------------------------------------------
     def load(self, source: DataSource, limit: int | None, seed: int) -> Items:
@@ -126,7 +125,8 @@ class Experiment:
 
     # --- what it may override -----------------------------------------------------------------------
     def request_kinds(self, settings: Settings) -> set[str]:
-        return {"score"}
+        """Scores, and generation when a chosen condition samples a chain of thought (named "...cot")."""
+        return {"score", "generate"} if any(c.endswith("cot") for c in settings.conditions) else {"score"}
 
     def item_id(self, item) -> str:
         return str(item.id)

@@ -18,9 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from alignlab.data import bbq as bbq_data
-from alignlab.data import registry
 from alignlab.engine.runner import Task
-from alignlab.errors import AlignlabError
 from alignlab.experiments import register
 from alignlab.experiments.base import (
     DataSource,
@@ -29,6 +27,7 @@ from alignlab.experiments.base import (
     Option,
     Settings,
     cot_request,
+    located_files,
     prompt_text,
     request_seed,
     take,
@@ -58,13 +57,6 @@ class BBQSettings(Settings):
     permute_answers: bool = False  # the paper's single order by default
 
 
-def request_kinds(conditions: tuple[str, ...]) -> set[str]:
-    kinds = {"score"}
-    if any(c.endswith("cot") for c in conditions):
-        kinds.add("generate")
-    return kinds
-
-
 def question_text(item: bbq_data.BBQItem, condition: str, shift: int = 0) -> str:
     """The Human turn; `shift` rotates the answers (position j shows answer (j + shift) mod 3)."""
     answers = presented(item.answers, shift)
@@ -92,18 +84,9 @@ def load_items(
 
     `files` replaces the registry's pinned files with the user's own BBQ-format jsonl files.
     """
-    if files:
-        paths = [Path(f).expanduser() for f in files]
-        for path in paths:
-            if not path.is_file():
-                raise AlignlabError(f"data file not found: {path}")
-        items = bbq_data.load_bbq(paths)
-        checksums = [{"path": str(p), "checksum": f"sha256:{registry.sha256_file(p)}"} for p in paths]
-        return take(items, limit, seed), checksums, []
-    located = registry.locate("bbq", data_dir, download=download)
-    items = bbq_data.load_bbq(list(located))
-    files = [{"path": f.path, "checksum": f.pinned} for f in located.found]
-    return take(items, limit, seed), files, list(located.warnings)
+    source = DataSource(data_dir=data_dir, files=tuple(files or ()), download=download)
+    paths, provenance, warnings = located_files("bbq", source)
+    return take(bbq_data.load_bbq(paths), limit, seed), provenance, warnings
 
 
 def task(item: bbq_data.BBQItem, condition: str, settings: BBQSettings) -> Task:
@@ -264,17 +247,10 @@ class BBQ(Experiment):
         ("letter_preference_rate", "same letter in all orders"),
     )
     accepts_data_files = True
-    figure_names = ("bias_by_category.png",)
 
     def load(self, source: DataSource, limit: int | None, seed: int) -> Items:
-        data_dir = None if source.files else registry.data_dir(source.data_dir)
-        items, files, warnings = load_items(
-            data_dir, download=source.download, limit=limit, seed=seed, files=list(source.files) or None
-        )
+        items, files, warnings = load_items(source.data_dir, source.download, limit, seed, list(source.files))
         return Items(items, files, warnings, facts={"categories": sorted({i.category for i in items})})
-
-    def request_kinds(self, settings: BBQSettings) -> set[str]:
-        return request_kinds(settings.conditions)
 
     def task(self, item, condition: str, settings: BBQSettings) -> Task:
         return task(item, condition, settings)

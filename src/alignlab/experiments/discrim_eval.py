@@ -120,7 +120,6 @@ class DiscrimEval(Experiment):
     }
     accepts_data_files = True
     columns = (("mean_abs_logit_gap", "mean |logit gap|"), ("p_yes", "mean P(yes)"))
-    figure_names = ("discrimination_by_attribute.png",)
 
     def load(self, source: DataSource, limit: int | None, seed: int) -> Items:
         paths, files, warnings = located_files("discrim-eval", source)
@@ -129,9 +128,6 @@ class DiscrimEval(Experiment):
         fills = load_fills(paths[0])
         questions = one_at_a_time(fills, str(paths[0]))
         return Items(take(questions, limit, seed), files, warnings, facts={"rows_in_file": len(fills)})
-
-    def request_kinds(self, settings: CoTSettings) -> set[str]:
-        return {"score", "generate"} if "q+if+cot" in settings.conditions else {"score"}
 
     def task(self, item: Question, condition: str, settings: CoTSettings) -> Task:
         names = [name for name, _ in item.variants]
@@ -202,7 +198,8 @@ class DiscrimEval(Experiment):
             sample_details = ("prompt", "logit_gap", "reasoning")
 
             def run_figures(self, run):
-                from alignlab.experiments._figures import png, value_bars
+                from alignlab.experiments._figures import value_bars
+                from alignlab.report.figures import png_bytes
 
                 conditions = (run.metrics or {}).get("conditions")
                 if not isinstance(conditions, dict) or not conditions:
@@ -210,7 +207,11 @@ class DiscrimEval(Experiment):
                 fig = value_bars(
                     conditions, "by_attribute", "logit_gap", ylabel="logit gap to baseline", title=""
                 )
-                return [Figure(title=f"{run.model}: logit P(yes) gap by attribute value", png=png(fig))]
+                return [
+                    Figure(
+                        title=f"{run.model}: logit P(yes) gap by attribute value", png=png_bytes(fig, dpi=90)
+                    )
+                ]
 
         return DiscrimSection()
 

@@ -98,9 +98,6 @@ class LawSchool(Experiment):
     def item_id(self, item: Student) -> str:
         return f"student-{item.id}"
 
-    def request_kinds(self, settings: CoTSettings) -> set[str]:
-        return {"score", "generate"} if "q+if+cot" in settings.conditions else {"score"}
-
     def task(self, item: Student, condition: str, settings: CoTSettings) -> Task:
         sample = {
             "id": self.item_id(item),

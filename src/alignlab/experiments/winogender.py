@@ -80,7 +80,6 @@ class Winogender(Experiment):
     }
     accepts_data_files = True
     columns = (("rho", "rho (P(female), BLS)"), ("p_neutral", "mean P(neutral)"))
-    figure_names = ("p_female_vs_bls.png",)
 
     def load(self, source: DataSource, limit: int | None, seed: int) -> Items:
         paths, files, warnings = located_files("winogender", source)
@@ -92,9 +91,6 @@ class Winogender(Experiment):
             )
         items = load_winogender(by_name["templates.tsv"], by_name["occupations-stats.tsv"])
         return Items(take(items, limit, seed), files, warnings)
-
-    def request_kinds(self, settings: CoTSettings) -> set[str]:
-        return {"score", "generate"} if "q+if+cot" in settings.conditions else {"score"}
 
     def task(self, item: WinogenderItem, condition: str, settings: CoTSettings) -> Task:
         fmt = settings.prompt_format
