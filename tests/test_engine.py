@@ -7,7 +7,7 @@ import json
 import pytest
 
 from alignlab.engine import Engine, ResponseCache, SampleLog
-from alignlab.errors import UnsupportedRequest
+from alignlab.errors import AlignlabError, UnsupportedRequest
 from alignlab.models.base import (
     BackendBase,
     GenerateRequest,
@@ -171,3 +171,40 @@ def test_a_task_yielding_a_list_gets_the_list_of_results_batched_with_the_others
     assert samples["2"]["n"] == 3 and samples["2"]["nothing"] == [] and len(samples["2"]["single"]) == 3
     # all 4 tasks' 3 generations in one batch, their 12 scores in one, then the 4 single scores
     assert backend.calls == [("generate", 12), ("score", 12), ("score", 4)]
+
+
+class FailingOnLongPrompts(FakeBackend):
+    """Answers every generate request but those whose prompt is too long, which fail alone."""
+
+    generate_batch_hint = 40
+
+    def generate(self, requests):
+        self.calls.append(("generate", len(requests)))
+        return [
+            GenerateResult(text="", finish_reason="error", error=f"prompt {r.prompt!r} is too long")
+            if len(r.prompt) > 3
+            else GenerateResult(text=f"<{r.prompt}>")
+            for r in requests
+        ]
+
+
+def test_a_failed_request_stops_the_run_after_the_rest_of_its_batch_is_cached(tmp_path):
+    cache = ResponseCache(tmp_path / "r.sqlite")
+    backend = FailingOnLongPrompts()
+    tasks = {i: two_stage(i) for i in range(5)} | {"long": two_stage(12345)}
+    with pytest.raises(AlignlabError, match="generate request failed: prompt 'p12345' is too long"):
+        Engine(backend, cache=cache, show_progress=False).run_tasks(tasks, lambda s: None)
+    assert backend.calls == [("generate", 6)]  # one call: the hint is above the 16-request chunk
+    assert len(cache) == 5  # the five good answers, not the error
+    rerun = FailingOnLongPrompts()
+    out = []
+    Engine(rerun, cache=cache, show_progress=False).run_tasks({i: two_stage(i) for i in range(5)}, out.append)
+    assert len(out) == 5
+    assert [kind for kind, _ in rerun.calls] == ["score"]  # nothing generated twice
+
+
+def test_generate_chunks_follow_the_backends_hint():
+    backend = FailingOnLongPrompts()
+    Engine(backend, show_progress=False).run_tasks({i: two_stage(i) for i in range(100)}, lambda s: None)
+    assert [n for kind, n in backend.calls if kind == "generate"] == [40, 40, 20]
+    assert max(n for kind, n in backend.calls if kind == "score") == 16

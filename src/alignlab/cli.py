@@ -161,6 +161,19 @@ def _add_eval_options(p: argparse.ArgumentParser, experiment, settings_classes=N
             help=f"{option.help} (default: %(default)s)",
         )
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--gen-width",
+        type=int,
+        default=None,
+        help="sequences generated at once (continuous batching; default: the backend's, 64 in transformers, "
+        "16 in llama.cpp)",
+    )
+    p.add_argument(
+        "--gen-dtype",
+        default=None,
+        help="dtype transformers generates text in (scores stay in float32): bfloat16 is faster on CPUs "
+        "with AMX, but a sample then depends on the batch it was drawn in (default: float32)",
+    )
     p.add_argument("--max-concurrency", type=int, default=8, help="requests in flight (HTTP backends)")
     p.add_argument(
         "--executor",
@@ -253,7 +266,17 @@ def _run_options(args, model: str, out: Path, files: tuple):
         executor=args.executor,
         workers=args.workers,
         ray_address=args.ray_address,
+        backend_options=_generation_options(args),
     )
+
+
+def _generation_options(args) -> dict:
+    options = {}
+    if args.gen_dtype is not None:
+        options["gen_dtype"] = args.gen_dtype
+    if args.gen_width is not None:
+        options["gen_width"] = args.gen_width
+    return options
 
 
 def _run_suite(args) -> int:

@@ -265,6 +265,8 @@ class _Handler(BaseHTTPRequestHandler):
         request = GenerateRequest(prompt=prompt, **sampling)
         with self.server.lock:
             result = backend.generate([request])[0]
+        if result.error:  # e.g. a prompt longer than the context window: the client's to fix
+            raise _BadRequest(result.error)
         return result.text, result.finish_reason
 
     def _token_logprobs(self, text: str) -> list[tuple[str, float | None]]:

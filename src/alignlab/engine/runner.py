@@ -35,6 +35,7 @@ from rich.progress import (
 from rich.text import Text
 
 from alignlab.engine.cache import ResponseCache
+from alignlab.errors import AlignlabError
 from alignlab.models.base import Backend, Chat, Request, Result, request_key
 
 Task = Generator[Request, Result, dict]
@@ -76,6 +77,13 @@ class Engine:
         # A Ray backend spreads each chunk over its workers: give each a full batch.
         workers = self.backend.parallelism
         return max(self.batch_size * workers, self.max_concurrency)
+
+    def kind_chunk_size(self, kind: str) -> int:
+        """A backend that batches generation continuously asks for more requests per call
+        (`generate_batch_hint`) so it can refill the rows that finish."""
+        if kind == "generate":
+            return max(self.chunk_size, int(getattr(self.backend, "generate_batch_hint", 0) or 0))
+        return self.chunk_size
 
     def run_requests(self, requests: list[Request]) -> list[Result]:
         """Answer a flat list of requests (cached where possible), in order."""
@@ -166,10 +174,10 @@ class Engine:
         groups: dict[tuple[int, str], list] = {}
         for entry, request in pending.items():
             groups.setdefault((stage[entry[0]], request.kind), []).append(entry)
-        full = [g for g in groups if len(groups[g]) >= self.chunk_size]
+        full = [g for g in groups if len(groups[g]) >= self.kind_chunk_size(g[1])]
         chosen = max(full) if full else max(groups, key=lambda g: len(groups[g]))
         keys = sorted(groups[chosen], key=lambda k: -_prompt_size(pending[k]))
-        return keys[: self.chunk_size]
+        return keys[: self.kind_chunk_size(chosen[1])]
 
     def _answer(self, model: str, requests: list[Request]) -> list[Result]:
         keys = [request_key(r) for r in requests]
@@ -183,8 +191,14 @@ class Engine:
             method = getattr(self.backend, kind)
             fresh = method(list(todo.values()))
             answered = list(zip(todo.keys(), fresh, strict=True))
+            failed = [res for _, res in answered if getattr(res, "error", None)]
+            answered = [(k, res) for k, res in answered if not getattr(res, "error", None)]
             if self.cache is not None:
                 self.cache.put_many(model, [(k, kind, res) for k, res in answered])
+            if failed:
+                # The rest of the batch is answered and cached, so a rerun after the fix redoes nothing.
+                more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+                raise AlignlabError(f"a {kind} request failed: {failed[0].error}{more}")
             known.update(answered)
         return [known[k] for k in keys]
 

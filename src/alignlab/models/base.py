@@ -73,7 +73,10 @@ class ScoreResult:
 @dataclass
 class GenerateResult:
     text: str
-    finish_reason: str = "stop"  # "stop" | "length"
+    finish_reason: str = "stop"  # "stop" | "length" | "error"
+    # Why this request alone failed (finish_reason "error"), e.g. a prompt longer than the context window:
+    # the rest of its batch completes; the engine caches those and then stops the run with this message.
+    error: str | None = None
 
 
 @dataclass

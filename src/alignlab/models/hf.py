@@ -5,8 +5,11 @@ laid out as one token tree (shared prefixes once) under a 4D attention mask, so 
 whole batch. lm-evaluation-harness instead runs prompt + continuation once per candidate; the
 log-probabilities are the same (tokenised the same way), the work is about 1/k.
 
-Sampling draws per-request Gumbel noise from a generator seeded by the request, so a request's sample does
-not depend on which other requests share its batch (a resumed run samples the same text).
+Generation is continuous batching (hf_generate): rows leave as they finish and waiting requests take their
+slots; K samples of one prompt prefill it once. Sampling draws per-request Gumbel noise from a generator
+seeded by the request, so a request's sample does not depend on which other requests share its batch (a
+resumed run samples the same text) beyond the last bits of the arithmetic: a matrix product's rounding can
+change with the batch's shape, and a draw whose two best candidates lie within that rounding can flip.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from alignlab.models.base import (
     ScoreRequest,
     ScoreResult,
 )
-from alignlab.models.text import cut_at_stop, split_continuations
+from alignlab.models.hf_generate import ContinuousGenerator
+from alignlab.models.text import split_continuations
 from alignlab.paths import cache_dir
 
 
@@ -44,6 +48,9 @@ class HFBackend(BackendBase):
         spec: str,
         target: str,
         batch_size: int = 16,
+        gen_width: int = 64,
+        share_prefixes: bool = True,
+        gen_dtype: str | None = None,
         dtype: str = "float32",
         device: str | None = None,
         **_ignored,
@@ -51,10 +58,25 @@ class HFBackend(BackendBase):
         self.spec = spec
         self.target = target
         self.batch_size = max(1, int(batch_size))
+        # Rows generated at once (continuous batching): decoding is per-step overhead at small widths on a
+        # CPU, so wide batches pay (bench/generation.py); the engine hands over enough to keep them full.
+        self.gen_width = max(1, int(gen_width))
+        self.generate_batch_hint = 2 * self.gen_width
+        self.share_prefixes = bool(share_prefixes)
+        self.prompts_prefilled = 0  # unique prompts run by generate (prefix sharing shows here)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         folder, self._fingerprint = _resolve_folder(target)
         self.model, self.tokenizer = _load(folder, dtype, self.device)
         self.model.eval()
+        # Scores stay in `dtype`. Generation may run in a copy of another dtype: bfloat16 is faster where the
+        # hardware multiplies it natively (AMX), but its rounding makes a sample depend on the batch it was
+        # drawn in (see the module docstring), so it is a choice, not the default.
+        self.gen_dtype = generation_dtype(gen_dtype or dtype)
+        self._gen_model = self.model
+        if self.gen_dtype != dtype:
+            import copy
+
+            self._gen_model = copy.deepcopy(self.model).to(getattr(torch, self.gen_dtype))
         # transformers 5.x renames `past_key_values` to `cache` (the old name warns until 5.40).
         params = inspect.signature(self.model.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
@@ -73,6 +95,8 @@ class HFBackend(BackendBase):
 
     # --- identity -------------------------------------------------------------------------------
     def fingerprint(self) -> str:
+        if self._gen_model is not self.model:  # its samples differ from the scoring dtype's
+            return f"{self._fingerprint}+generate-{self.gen_dtype}"
         return self._fingerprint
 
     def info(self) -> dict:
@@ -83,6 +107,8 @@ class HFBackend(BackendBase):
             "target": self.target,
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "dtype": str(self.model.dtype).removeprefix("torch."),
+            "generate_dtype": self.gen_dtype,
+            "generate_width": self.gen_width,
             "device": self.device,
             "transformers": transformers.__version__,
             "torch": torch.__version__,
@@ -245,64 +271,24 @@ class HFBackend(BackendBase):
         return list(zip(pieces, values, strict=True))
 
     # --- generate -------------------------------------------------------------------------------
-    @torch.inference_mode()
     def generate(self, requests: list[GenerateRequest]) -> list[GenerateResult]:
-        results: list[GenerateResult | None] = [None] * len(requests)
-        groups: dict[tuple, list[int]] = {}
-        for i, r in enumerate(requests):
-            groups.setdefault((r.max_tokens, r.temperature, r.top_p), []).append(i)
-        for (max_tokens, temperature, top_p), members in groups.items():
-            for start in range(0, len(members), self.batch_size):
-                chunk = members[start : start + self.batch_size]
-                batch = [requests[i] for i in chunk]
-                for i, res in zip(
-                    chunk, self._generate_batch(batch, max_tokens, temperature, top_p), strict=True
-                ):
-                    results[i] = res
-        return results  # type: ignore[return-value]
-
-    def _generate_batch(
-        self, requests: list[GenerateRequest], max_tokens: int, temperature: float, top_p: float
-    ) -> list[GenerateResult]:
-        from transformers import LogitsProcessorList, StoppingCriteriaList
-
-        contexts = [self.encode(self.render(r.prompt)) for r in requests]
-        ids, mask = _left_pad(contexts, self._pad_id())
-        stops = sorted({s for r in requests for s in r.stop})
-        kwargs: dict = {
-            "max_new_tokens": max_tokens,
-            "do_sample": False,
-            "pad_token_id": self._pad_id(),
-            "attention_mask": mask.to(self.device),
-        }
-        if temperature > 0:
-            kwargs["logits_processor"] = LogitsProcessorList(
-                [SeededSampler([r.seed for r in requests], temperature, top_p)]
-            )
-        if stops:
-            # transformers' own stop_strings preprocesses the whole vocabulary on every call (~20 s for
-            # SmolLM2's 49k tokens); decoding each row's tail is cheap.
-            kwargs["stopping_criteria"] = StoppingCriteriaList(
-                [StopOnStrings(self.tokenizer, stops, ids.shape[1])]
-            )
-        generation_config = self.model.generation_config
-        generation_config.temperature, generation_config.top_p, generation_config.top_k = None, None, None
-        out = self.model.generate(ids.to(self.device), generation_config=generation_config, **kwargs)
-        results = []
+        prompts = [self.encode(self.render(r.prompt)) for r in requests]
         eos = set(_as_list(self.model.generation_config.eos_token_id)) | {self.tokenizer.eos_token_id}
-        for row, request in zip(out[:, ids.shape[1] :].tolist(), requests, strict=True):
-            tokens = []
-            finish = "length"
-            for t in row:
-                if t in eos:
-                    finish = "stop"
-                    break
-                tokens.append(t)
-            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-            cut = cut_at_stop(text, request.stop)
-            if cut is not None:
-                text, finish = cut, "stop"
-            results.append(GenerateResult(text=text, finish_reason=finish))
+        generator = ContinuousGenerator(
+            self._gen_model,
+            self.tokenizer,
+            width=self.gen_width,
+            prefill_rows=self.batch_size,
+            eos_ids={t for t in eos if t is not None},
+            pad_id=self._pad_id(),
+            max_context=getattr(self.model.config, "max_position_embeddings", None),
+            spec=self.spec,
+            cache_kwarg=self._cache_kwarg,
+            last_logits_only=bool(self._last_logits_only),
+            share_prefixes=self.share_prefixes,
+        )
+        results = generator.run(prompts, requests)
+        self.prompts_prefilled += generator.prompts_prefilled
         return results
 
     # --- features -------------------------------------------------------------------------------
@@ -328,49 +314,10 @@ class HFBackend(BackendBase):
         return 0
 
 
-class SeededSampler:
-    """Turns greedy decoding into sampling: argmax(logits/T + Gumbel noise) is a draw from softmax(logits/T).
-
-    Each row's noise comes from its own generator, so a row's sample depends only on its own seed.
-    """
-
-    def __init__(self, seeds: list[int], temperature: float, top_p: float) -> None:
-        self.generators = [torch.Generator().manual_seed(int(s) % (2**63)) for s in seeds]
-        self.temperature = temperature
-        self.top_p = top_p
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        scores = scores.float() / self.temperature
-        if self.top_p < 1.0:
-            sorted_scores, order = scores.sort(dim=-1, descending=True)
-            cumulative = sorted_scores.softmax(-1).cumsum(-1)
-            drop_sorted = (
-                cumulative - sorted_scores.softmax(-1) >= self.top_p
-            )  # keep the token crossing top_p
-            drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-            scores = scores.masked_fill(drop, float("-inf"))
-        noise = torch.stack(
-            [
-                -torch.log(-torch.log(torch.rand(scores.shape[-1], generator=g).clamp_min(1e-20)))
-                for g in self.generators
-            ]
-        ).to(scores.device)
-        return scores + noise
-
-
-class StopOnStrings:
-    """Stops a row once its generated text contains a stop string (checked on the decoded tail)."""
-
-    def __init__(self, tokenizer, stops: list[str], prompt_len: int, tail_tokens: int = 16) -> None:
-        self.tokenizer = tokenizer
-        self.stops = stops
-        self.prompt_len = prompt_len
-        self.tail = tail_tokens + max(len(s) for s in stops)  # a token holds at least one character
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
-        generated = input_ids[:, self.prompt_len :][:, -self.tail :].tolist()
-        done = [any(s in self.tokenizer.decode(row) for s in self.stops) for row in generated]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+def generation_dtype(name: str) -> str:
+    if not isinstance(getattr(torch, name, None), torch.dtype):
+        raise AlignlabError(f"unknown gen_dtype {name!r}: expected float32, bfloat16 or float16")
+    return name
 
 
 def _as_list(value) -> list:
