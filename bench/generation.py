@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paths", default=",".join(PATHS))
     parser.add_argument("--baseline", default=BASELINE, help="git revision of the -old paths")
     parser.add_argument("--gen-width", type=int, default=64, help="rows of today's hf path")
+    parser.add_argument("--threads", default="1,2", help="llama.cpp thread counts (floor and llama.cpp paths)")
     parser.add_argument("--child", nargs=3, metavar=("PATH", "WORKLOAD", "THREADS"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=BENCH / "out" / "generation.json")
     args = parser.parse_args(argv)
@@ -71,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in paths:
             if path.endswith("-noshare") and workload != "b":
                 continue  # prefix sharing only differs where requests share prompts
-            for threads in (1, 2) if path.split("-")[0] in ("floor", "llamacpp") else (0,):
+            llama = path.split("-")[0] in ("floor", "llamacpp")
+            for threads in [int(t) for t in args.threads.split(",")] if llama else [0]:
                 run = _spawn(path, workload, threads, args)
                 record["runs"].append(run)
                 print(_line(run), file=sys.stderr, flush=True)

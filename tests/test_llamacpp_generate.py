@@ -126,6 +126,11 @@ def test_samples_of_one_prompt_decode_it_once(two_slots):
     assert results == expected
     assert decoded == prompt_tokens and copies >= 1
     assert len({r.text for r in results}) == len(results)
+    gen.share_prefixes = False  # the benchmarks' baseline: each request decodes its prompt
+    try:
+        assert gen.generate(requests) == expected
+    finally:
+        gen.share_prefixes = True
 
 
 def test_more_requests_than_slots(llama, two_slots):

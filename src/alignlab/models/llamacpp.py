@@ -5,20 +5,21 @@ jinja2, same special-token handling, the same lm-evaluation-harness context/cont
 backends see identical token sequences; their numbers differ only by arithmetic (llama.cpp computes in the
 quantized kernels, transformers on weights dequantized to fp32).
 
-One llama.cpp sequence holds a KV cache. Every evaluation keeps what it shares with the cache's contents
-and decodes only the rest, asking llama.cpp for logits at the positions it needs (so no `logits_all`
-buffer of n_ctx x vocab floats). A prompt is decoded once for all its continuations; requests run sorted
-by rendered prompt, so prompts sharing a prefix run back to back; results keep input order. Sharing is
-by whole fixed segments (see `_plan`), which keeps every request's numbers bit-identical to evaluating it
-alone on an empty cache: llama.cpp's arithmetic depends on the shape of the batch a token is decoded in.
+For scoring, one llama.cpp sequence holds a KV cache. Every evaluation keeps what it shares with the
+cache's contents and decodes only the rest, asking llama.cpp for logits at the positions it needs (so no
+`logits_all` buffer of n_ctx x vocab floats). A prompt is decoded once for all its continuations;
+requests run sorted by rendered prompt, so prompts sharing a prefix run back to back; results keep input
+order. Sharing is by whole fixed segments (see `_plan`), which keeps every request's numbers bit-identical
+to evaluating it alone on an empty cache: llama.cpp's arithmetic depends on the shape of the batch a token
+is decoded in.
 
 Generation runs in a second context, made on the first generate call (llamacpp_generate.py): up to
-`gen_slots` sequences, each in its own KV stream, decoded together one token per step, with waiting
-requests started in the slots that finish (continuous batching) and a prompt shared by several requests
-decoded once and copied. Sampling is done here, on the logits, with a NumPy generator seeded by the
-request: a request's sample depends only on its prompt and seed (not on the batch it shares; bitwise, see
-llamacpp_generate), as in the transformers backend; the two backends use different random streams, so
-their samples differ.
+`gen_slots` sequences, each in its own KV stream of n_ctx cells, decoded together one token per step,
+with waiting requests started in the slots that finish (continuous batching) and a prompt shared by
+several requests decoded once and copied. Sampling is done here, on the logits, with a NumPy generator
+seeded by the request: a request's sample depends only on its prompt and seed (not on the batch it
+shares; bitwise, see llamacpp_generate), as in the transformers backend; the two backends use different
+random streams, so their samples differ.
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ from alignlab.models.base import (
 from alignlab.models.text import split_continuations
 
 _CHUNK = 64  # prompt tokens decoded per batch (see LlamaCppBackend._plan)
-# Sequences generated at once. Measured on 2 CPUs with SmolLM2-135M (64 BBQ prompts x 128 tokens at T=1):
-# see the report; more slots cost KV memory (slots x n_ctx cells) for little more speed.
+# Sequences generated at once. SmolLM2-135M on 2 CPU threads, 64 BBQ prompts x <= 128 tokens at T=1: the
+# decode steps took 48 s with 8 slots, 43 s with 16, 40 s with 32, 38 s with 64 (prompts another 29 s;
+# one request at a time: 114 s in all). Past 16 the gain is small and the KV memory (slots x n_ctx cells,
+# 0.75 GB at 16 x 2048 for this model, 4 GB for an 8B one) keeps growing.
 DEFAULT_GEN_SLOTS = 16
 
 # Backends still alive at interpreter exit are closed before modules are torn down: llama-cpp-python's
@@ -77,6 +80,8 @@ class LlamaCppBackend(BackendBase):
         seed: int = 0,
         repack: str | bool | None = None,
         gen_slots: int = DEFAULT_GEN_SLOTS,
+        share_prefixes: bool = True,
+        gen_width: int | None = None,  # the CLI's --gen-width: the same as gen_slots
         **_ignored,
     ) -> None:
         self.spec = spec
@@ -142,13 +147,15 @@ class LlamaCppBackend(BackendBase):
         self._rows: dict[int, np.ndarray] = {}  # position -> logits after that position's token
         self._digest: str | None = None
         self._features_ctx = None  # a second context with a tensor callback, made on first use
-        self._gen_slots = max(1, int(gen_slots))
+        slots = gen_width or gen_slots
+        self.gen_slots = max(1, min(int(slots), llama_cpp.llama_max_parallel_sequences()))
+        self.share_prefixes = bool(share_prefixes)  # off: every request decodes its own prompt (benchmarks)
         self._gen = None  # the generation context (llamacpp_generate.BatchedGenerator), made on first use
 
     @property
     def generate_batch_hint(self) -> int:
         """Requests per generate call that keep the slots full as rows finish (read by the engine)."""
-        return 4 * self._gen_slots
+        return 4 * self.gen_slots
 
     def close(self) -> None:
         """Free llama.cpp's memory (also done at garbage collection and at interpreter exit)."""
@@ -192,7 +199,7 @@ class LlamaCppBackend(BackendBase):
             "architecture": self._metadata.get("general.architecture"),
             "n_ctx": self._n_ctx,
             "n_threads": self._llama.n_threads,
-            "gen_slots": self._gen_slots,
+            "gen_slots": self.gen_slots,
             "llama_cpp": self._lib.__version__,
             "chat_template": self._template_source is not None,
             # whether repacking buffer types were allowed, and the MiB of weights llama.cpp put in each
@@ -374,8 +381,8 @@ class LlamaCppBackend(BackendBase):
         if self._gen is None:
             from alignlab.models.llamacpp_generate import BatchedGenerator
 
-            self._gen = BatchedGenerator(self, self._gen_slots)
-        return self._gen.run(requests, prompts)
+            self._gen = BatchedGenerator(self, self.gen_slots)
+        return self._gen.run(requests, prompts, share_prefixes=self.share_prefixes)
 
     def _piece(self, token: int) -> bytes:
         # special=False: control tokens render as nothing (transformers' skip_special_tokens=True).

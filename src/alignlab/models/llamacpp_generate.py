@@ -68,7 +68,7 @@ class BatchedGenerator:
         self.lib = lib
         self.backend = backend
         self.llama = backend._llama  # keeps the model alive as long as this context
-        self.slots = max(1, min(int(slots), int(lib.llama_max_parallel_sequences())))
+        self.slots = max(1, min(int(slots), lib.llama_max_parallel_sequences()))
         self.n_ctx = backend._n_ctx  # per sequence, as for scoring
         self.n_batch = max(self.slots, backend._n_batch)
         params = lib.llama_context_default_params()
@@ -118,12 +118,15 @@ class BatchedGenerator:
         self.results: dict[int, GenerateResult] = {}
 
     # --- the loop -------------------------------------------------------------------------------
-    def run(self, requests: list[GenerateRequest], prompts: list[list[int]]) -> list[GenerateResult]:
+    def run(
+        self, requests: list[GenerateRequest], prompts: list[list[int]], share_prefixes: bool = True
+    ) -> list[GenerateResult]:
         """Generate for each request from its prompt tokens; results in input order. A request whose
-        prompt cannot be generated from fails alone (finish_reason "error")."""
+        prompt cannot be generated from fails alone (finish_reason "error"). Without `share_prefixes`,
+        every request decodes its own prompt (a baseline for benchmarks; the texts are the same)."""
         self._reset()
         self.lib.llama_memory_clear(self.memory, True)
-        by_tokens: dict[tuple[int, ...], _Prompt] = {}
+        by_tokens: dict[tuple[int, ...] | int, _Prompt] = {}
         for index, (request, tokens) in enumerate(zip(requests, prompts, strict=True)):
             error = self._prompt_error(tokens)
             if error is not None:
@@ -132,9 +135,10 @@ class BatchedGenerator:
             if request.max_tokens <= 0:
                 self.results[index] = GenerateResult(text="", finish_reason="length")
                 continue
-            prompt = by_tokens.get(tuple(tokens))
+            key = tuple(tokens) if share_prefixes else index
+            prompt = by_tokens.get(key)
             if prompt is None:
-                prompt = by_tokens[tuple(tokens)] = _Prompt(list(tokens))
+                prompt = by_tokens[key] = _Prompt(list(tokens))
                 self.queue.append(prompt)
             rng = np.random.default_rng(int(request.seed) % (2**63)) if request.temperature > 0 else None
             stops = [s for s in request.stop if s]
