@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paths", default=",".join(PATHS))
     parser.add_argument("--baseline", default=BASELINE, help="git revision of the -old paths")
     parser.add_argument("--gen-width", type=int, default=64, help="rows of today's hf path")
-    parser.add_argument("--threads", default="1,2", help="llama.cpp thread counts (floor and llama.cpp paths)")
+    parser.add_argument(
+        "--threads", default="1,2", help="llama.cpp thread counts (floor and llama.cpp paths)"
+    )
     parser.add_argument("--child", nargs=3, metavar=("PATH", "WORKLOAD", "THREADS"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=BENCH / "out" / "generation.json")
     args = parser.parse_args(argv)
