@@ -14,6 +14,7 @@ Paths:
                 git, fed chunks of 16 as its engine did: `transformers.generate` over left-padded batches
   llamacpp-old  the llama.cpp backend of --baseline: one request at a time
   hf            today's transformers backend: continuous batching (gen_width rows), prefix sharing
+  hf-bf16       the same generating in bfloat16 (--gen-dtype bfloat16; scores would stay fp32)
   llamacpp      today's llama.cpp backend: batched continuous decoding, at 1 and at 2 threads
   -noshare      (workload b) the same path with prefix sharing off: each of the K samples prefills alone
 
@@ -42,7 +43,7 @@ ROOT = BENCH.parent
 MODEL = "smollm2-135m"
 BASELINE = "359e5b1"  # the last commit before issue 11's generation paths
 WORKLOADS = ("a", "b", "c")
-PATHS = ("floor", "hf-old", "llamacpp-old", "hf", "llamacpp", "hf-noshare", "llamacpp-noshare")
+PATHS = ("floor", "hf-old", "llamacpp-old", "hf", "hf-bf16", "llamacpp", "hf-noshare", "llamacpp-noshare")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,7 +170,8 @@ def _backend(path: str, threads: int, args):
     if kind == "hf":
         from alignlab.models.hf import HFBackend
 
-        backend = HFBackend(MODEL, str(file), gen_width=args.gen_width, share_prefixes=share)
+        dtype = "bfloat16" if variant == "bf16" else None
+        backend = HFBackend(MODEL, str(file), gen_width=args.gen_width, share_prefixes=share, gen_dtype=dtype)
         return backend, backend.gen_width, backend.generate_batch_hint
     from alignlab.models.llamacpp import LlamaCppBackend
 

@@ -35,12 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default=BASELINE)
     parser.add_argument("--limit", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--bf16", action="store_true", help="also run today's code with --gen-dtype bfloat16")
     parser.add_argument("--out", type=Path, default=BENCH / "out" / "main_job.json")
     args = parser.parse_args(argv)
     work = BENCH / "out" / "main_job"
     tree = _worktree(args.baseline, work / f"baseline-{args.baseline}")
     order = ["baseline", "today"] if args.repeats == 1 else ["baseline", "today", "today", "baseline"]
     order *= max(1, args.repeats // 2)
+    if args.bf16:
+        order += ["today-bf16"] * (len(order) // 2)
     record = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
@@ -51,20 +54,30 @@ def main(argv: list[str] | None = None) -> int:
     }
     for n, which in enumerate(order):
         out = work / f"{which}-{n}"
-        seconds = _run_job(tree if which == "baseline" else ROOT, out, args.limit)
+        extra = ["--gen-dtype", "bfloat16"] if which == "today-bf16" else []
+        seconds = _run_job(tree if which == "baseline" else ROOT, out, args.limit, extra)
         record["runs"].append({"code": which, "seconds": seconds, "folder": str(out)})
         print(f"{which}: {seconds:.1f} s", file=sys.stderr, flush=True)
     record["load_after"] = os.getloadavg()[0]
-    mean = {c: _mean([r["seconds"] for r in record["runs"] if r["code"] == c]) for c in ("baseline", "today")}
-    record["speedup"] = mean["baseline"] / mean["today"]
+    codes = list(dict.fromkeys(order))
+    mean = {c: _mean([r["seconds"] for r in record["runs"] if r["code"] == c]) for c in codes}
+    record["seconds"] = mean
+    record["speedup"] = {c: mean["baseline"] / mean[c] for c in codes if c != "baseline"}
     first = {r["code"]: Path(r["folder"]) for r in reversed(record["runs"])}
-    record["unsampled_identical"], record["compared"] = _same_unsampled(first["baseline"], first["today"])
+    same = [_same_unsampled(first["baseline"], first[c]) for c in codes if c != "baseline"]
+    record["unsampled_identical"] = all(ok for ok, _ in same)
+    record["compared"] = same[0][1]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2))
+    rows = "".join(
+        f"| {c} | {mean[c]:.1f} | {record['speedup'][c]:.2f}x |\n"
+        if c != "baseline"
+        else f"| baseline {args.baseline} | {mean[c]:.1f} | |\n"
+        for c in codes
+    )
     print(
-        f"| code | seconds (mean of {len(order) // 2}) |\n|---|---:|\n"
-        f"| baseline {args.baseline} | {mean['baseline']:.1f} |\n| today | {mean['today']:.1f} |\n\n"
-        f"speed-up {record['speedup']:.2f}x; Q and Q+IF samples identical: {record['unsampled_identical']} "
+        f"| code | seconds | speed-up |\n|---|---:|---:|\n{rows}\n"
+        f"Q and Q+IF samples identical to the baseline's: {record['unsampled_identical']} "
         f"({record['compared']} compared); load {record['load_before']:.2f} before, "
         f"{record['load_after']:.2f} after"
     )
@@ -78,11 +91,11 @@ def _worktree(rev: str, folder: Path) -> Path:
     return folder
 
 
-def _run_job(code: Path, out: Path, limit: int) -> float:
+def _run_job(code: Path, out: Path, limit: int, extra: list[str]) -> float:
     env = dict(os.environ, PYTHONPATH=str(code / "src"))
     env.setdefault("ALIGNLAB_DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
     cmd = [sys.executable, "-m", "alignlab.cli", "eval", "bbq", "--limit", str(limit), "--no-cache"]
-    cmd += ["--out", str(out), "--no-progress"]
+    cmd += ["--out", str(out), "--no-progress", *extra]
     if out.exists():
         subprocess.run(["rm", "-rf", str(out)], check=True)
     start = time.perf_counter()
