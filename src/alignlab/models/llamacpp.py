@@ -462,12 +462,7 @@ class _HiddenStates:
         self.n_batch = backend._n_batch
 
     def close(self) -> None:
-        if getattr(self, "batch", None) is not None:
-            self.lib.llama_batch_free(self.batch)
-            self.batch = None
-        if getattr(self, "ctx", None):
-            self.lib.llama_free(self.ctx)
-            self.ctx = None
+        free_side_context(self)
 
     __del__ = close
 
@@ -513,6 +508,16 @@ class _HiddenStates:
             if name in self.captured:
                 return self.captured[name].reshape(-1, self.n_embd)[-1].astype(float).tolist()
         raise AlignlabError(f"llama.cpp exposes no hidden state for layer {layer} of this model")
+
+
+def free_side_context(owner) -> None:
+    """Free the `batch` and `ctx` of an extra llama.cpp context (features, generation) once."""
+    if getattr(owner, "batch", None) is not None:
+        owner.lib.llama_batch_free(owner.batch)
+        owner.batch = None
+    if getattr(owner, "ctx", None):
+        owner.lib.llama_free(owner.ctx)
+        owner.ctx = None
 
 
 def _ggml_functions():

@@ -30,7 +30,7 @@ import numpy as np
 
 from alignlab.errors import AlignlabError
 from alignlab.models.base import GenerateRequest, GenerateResult
-from alignlab.models.llamacpp import _choose
+from alignlab.models.llamacpp import _choose, free_side_context
 from alignlab.models.text import cut_at_stop
 
 
@@ -101,12 +101,7 @@ class BatchedGenerator:
         self._reset()
 
     def close(self) -> None:
-        if getattr(self, "batch", None) is not None:
-            self.lib.llama_batch_free(self.batch)
-            self.batch = None
-        if getattr(self, "ctx", None):
-            self.lib.llama_free(self.ctx)
-            self.ctx = None
+        free_side_context(self)
 
     __del__ = close
 
