@@ -42,7 +42,7 @@ from alignlab.engine.runner import Engine  # noqa: E402
 from alignlab.experiments import bbq  # noqa: E402
 from alignlab.models import load_model  # noqa: E402
 from alignlab.models.base import ScoreRequest  # noqa: E402
-from alignlab.models.hf import _left_pad  # noqa: E402
+from alignlab.models.hf_generate import left_pad  # noqa: E402
 from alignlab.prompts import Dialogue  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
@@ -252,7 +252,7 @@ def _floor_batches(contexts: list[list[int]], batch_size: int, pad: int) -> list
     order = sorted(range(len(contexts)), key=lambda i: -len(contexts[i]))
     batches = []
     for start in range(0, len(order), batch_size):
-        batches.append(_left_pad([contexts[i] for i in order[start : start + batch_size]], pad))
+        batches.append(left_pad([contexts[i] for i in order[start : start + batch_size]], pad))
     return batches
 
 

@@ -35,7 +35,7 @@ from alignlab.models.base import (
     ScoreRequest,
     ScoreResult,
 )
-from alignlab.models.hf_generate import ContinuousGenerator
+from alignlab.models.hf_generate import ContinuousGenerator, left_pad
 from alignlab.models.text import split_continuations
 from alignlab.paths import cache_dir
 
@@ -162,7 +162,7 @@ class HFBackend(BackendBase):
         A shared prefix (" (" of " (a)", " (b)", " (c)") runs once, and no KV cache is kept or copied."""
         trees = [_ContinuationTree(rc) for rc in conts]
         width = max(len(t.tokens) for t in trees)
-        ids, pmask = _left_pad(contexts, self._pad_id())
+        ids, pmask = left_pad(contexts, self._pad_id())
         batch, prompt_w = ids.shape
         total_w = prompt_w + width
         tree_ids = torch.full((batch, width), self._pad_id(), dtype=torch.long)
@@ -211,7 +211,7 @@ class HFBackend(BackendBase):
     def _score_two_passes(self, contexts: list[list[int]], conts: list[list[list[int]]]) -> list[list[float]]:
         """For attention kinds that take no custom mask: every prompt once keeping its KV cache, then the
         continuations' remaining tokens on that cache repeated once per continuation."""
-        ids, mask = _left_pad(contexts, self._pad_id())
+        ids, mask = left_pad(contexts, self._pad_id())
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(
@@ -349,16 +349,6 @@ class _ContinuationTree:
                     self.ancestors_and_self.append([*lineage, node])
                 lineage.append(node)
             self.paths.append(lineage)
-
-
-def _left_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, width - len(s) :] = torch.tensor(s)
-        mask[i, width - len(s) :] = 1
-    return ids, mask
 
 
 def _token_pieces(tokenizer, ids: list[int]) -> list[str]:

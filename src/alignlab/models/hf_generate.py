@@ -26,7 +26,7 @@ import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from alignlab.models.base import GenerateRequest, GenerateResult
-from alignlab.models.text import cut_at_stop
+from alignlab.models.text import cut_at_stop, prompt_error
 
 _TRIM_AT = 64  # drop dead leading columns once this many have piled up (copying costs; masking is free)
 _TAIL_TOKENS = 16  # stop strings are looked for in the decoded tail of this many tokens (+ the stop's length)
@@ -148,7 +148,7 @@ class ContinuousGenerator:
         results: list[GenerateResult | None] = [None] * len(requests)
         jobs: dict[object, tuple[list[int], list[int]]] = {}  # prompt -> (its tokens, request indices)
         for i, (tokens, request) in enumerate(zip(prompts, requests, strict=True)):
-            error = self._prompt_error(tokens)
+            error = prompt_error(tokens, self.max_context, self.spec, f"{self.max_context} positions")
             if error:
                 results[i] = GenerateResult(text="", finish_reason="error", error=error)
             elif request.max_tokens <= 0:
@@ -171,16 +171,6 @@ class ContinuousGenerator:
             batch = self._retire(batch, results)
         return results  # type: ignore[return-value]
 
-    def _prompt_error(self, tokens: list[int]) -> str | None:
-        if not tokens:
-            return "cannot generate from an empty prompt"
-        if self.max_context is not None and len(tokens) >= self.max_context:
-            return (
-                f"prompt of {len(tokens)} tokens does not fit the context window of model {self.spec!r} "
-                f"({self.max_context} positions, and at least one is needed for the answer)"
-            )
-        return None
-
     def _admit(self, queue: deque, free: int, requests) -> list[tuple[list[int], list[int]]]:
         """Jobs (prompt, request indices) for up to `free` rows from at most `prefill_rows` prompts."""
         admitted = []
@@ -195,12 +185,7 @@ class ContinuousGenerator:
 
     def _prefill(self, jobs, requests) -> _Batch:
         """Run each admitted prompt once, copy its cache into a row per request, sample first tokens."""
-        width = max(len(tokens) for tokens, _ in jobs)
-        ids = torch.full((len(jobs), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(jobs), width), dtype=torch.long)
-        for j, (tokens, _) in enumerate(jobs):
-            ids[j, width - len(tokens) :] = torch.tensor(tokens, dtype=torch.long)
-            mask[j, width - len(tokens) :] = 1
+        ids, mask = left_pad([tokens for tokens, _ in jobs], self.pad_id)
         cache = _new_cache(self.model.config)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(
@@ -342,6 +327,17 @@ def sample(logits: torch.Tensor, rows: list[_Row]) -> list[int]:
     picks = greedy.clone()
     picks[index] = (scores + noise).argmax(dim=-1)
     return picks.tolist()
+
+
+def left_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows padded on the left to one width, and their attention mask (1 on real tokens)."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
+        mask[i, width - len(s) :] = 1
+    return ids, mask
 
 
 def _generator(request: GenerateRequest) -> torch.Generator | None:

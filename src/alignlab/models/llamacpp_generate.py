@@ -31,7 +31,7 @@ import numpy as np
 from alignlab.errors import AlignlabError
 from alignlab.models.base import GenerateRequest, GenerateResult
 from alignlab.models.llamacpp import _choose, free_side_context
-from alignlab.models.text import cut_at_stop
+from alignlab.models.text import cut_at_stop, prompt_error
 
 
 @dataclass(eq=False)
@@ -123,7 +123,8 @@ class BatchedGenerator:
         self.lib.llama_memory_clear(self.memory, True)
         by_tokens: dict[tuple[int, ...] | int, _Prompt] = {}
         for index, (request, tokens) in enumerate(zip(requests, prompts, strict=True)):
-            error = self._prompt_error(tokens)
+            window = f"n_ctx={self.n_ctx} per sequence; pass a larger n_ctx"
+            error = prompt_error(tokens, self.n_ctx, self.backend.spec, window)
             if error is not None:
                 self.results[index] = GenerateResult(text="", finish_reason="error", error=error)
                 continue
@@ -150,18 +151,6 @@ class BatchedGenerator:
         results = [self.results[i] for i in range(len(requests))]
         self._reset()
         return results
-
-    def _prompt_error(self, tokens: list[int]) -> str | None:
-        spec = self.backend.spec
-        if not tokens:
-            return f"cannot generate from an empty prompt (0 tokens; model {spec!r}, n_ctx={self.n_ctx})"
-        if len(tokens) >= self.n_ctx:
-            return (
-                f"prompt of {len(tokens)} tokens does not fit the context window of model {spec!r} "
-                f"(n_ctx={self.n_ctx} per sequence, which must also hold the generated tokens; "
-                "pass a larger n_ctx)"
-            )
-        return None
 
     def _admit(self) -> None:
         """Start waiting requests in the free slots (a row may finish at once and free its slot again)."""

@@ -43,3 +43,16 @@ def cut_at_stop(text: str, stops: tuple[str, ...]) -> str | None:
     """`text` up to the earliest stop string in it, or None when it holds none."""
     positions = [text.find(s) for s in stops if s and s in text]
     return text[: min(positions)] if positions else None
+
+
+def prompt_error(tokens: Sequence[int], limit: int | None, spec: str, window: str) -> str | None:
+    """Why generation cannot start from `tokens`, in one line (None if it can): an empty prompt, or one that
+    leaves no room in the context window (`limit` tokens, described by `window`) for a generated token."""
+    if not tokens:
+        return f"cannot generate from an empty prompt (model {spec!r})"
+    if limit is not None and len(tokens) >= limit:
+        return (
+            f"prompt of {len(tokens)} tokens does not fit the context window of model {spec!r} "
+            f"({window}, which must also hold the generated tokens)"
+        )
+    return None
