@@ -176,7 +176,7 @@ def _backend(path: str, threads: int, args):
     from alignlab.models.llamacpp import LlamaCppBackend
 
     backend = LlamaCppBackend(f"llamacpp:{MODEL}", file, n_threads=threads, share_prefixes=share)
-    return backend, backend.gen_slots, backend.generate_batch_hint
+    return backend, backend.gen_width, backend.generate_batch_hint
 
 
 def _legacy(rev: str, path: str) -> types.ModuleType:

@@ -45,7 +45,7 @@ def llama():
 
 @pytest.fixture(scope="module")
 def two_slots(llama):
-    backend = load_model(SPEC, gen_slots=2)
+    backend = load_model(SPEC, gen_width=2)
     yield backend
     backend.close()
 
@@ -94,7 +94,7 @@ def test_rows_finish_at_their_own_stop_and_max_tokens(llama):
 
 
 def test_a_prompt_that_does_not_fit_fails_alone():
-    small = load_model(SPEC, n_ctx=256, gen_slots=2)
+    small = load_model(SPEC, n_ctx=256, gen_width=2)
     good = [sample(STORY, seed=1, max_tokens=12), GenerateRequest(COUNT, max_tokens=10)]
     requests = [good[0], GenerateRequest("word " * 300, max_tokens=8), good[1], GenerateRequest("")]
     results = small.generate(requests)
@@ -178,6 +178,6 @@ def test_batched_generation_equals_the_single_sequence_loop(llama):
     assert [r.text for r in results] == [reference(llama, r) for r in requests]
 
 
-def test_gen_slots_option_and_batch_hint(two_slots):
-    assert two_slots.info()["gen_slots"] == 2 and two_slots.generate_batch_hint == 8
+def test_gen_width_option_and_batch_hint(two_slots):
+    assert two_slots.info()["generate_width"] == 2 and two_slots.generate_batch_hint == 8
     assert two_slots.generate([GenerateRequest(STORY, max_tokens=0)])[0].finish_reason == "length"

@@ -14,7 +14,7 @@ to evaluating it alone on an empty cache: llama.cpp's arithmetic depends on the 
 is decoded in.
 
 Generation runs in a second context, made on the first generate call (llamacpp_generate.py): up to
-`gen_slots` sequences, each in its own KV stream of n_ctx cells, decoded together one token per step,
+`gen_width` sequences, each in its own KV stream of n_ctx cells, decoded together one token per step,
 with waiting requests started in the slots that finish (continuous batching) and a prompt shared by
 several requests decoded once and copied. Sampling is done here, on the logits, with a NumPy generator
 seeded by the request: a request's sample depends only on its prompt and seed (not on the batch it
@@ -54,7 +54,7 @@ _CHUNK = 64  # prompt tokens decoded per batch (see LlamaCppBackend._plan)
 # decode steps took 48 s with 8 slots, 43 s with 16, 40 s with 32, 38 s with 64 (prompts another 29 s;
 # one request at a time: 114 s in all). Past 16 the gain is small and the KV memory (slots x n_ctx cells,
 # 0.75 GB at 16 x 2048 for this model, 4 GB for an 8B one) keeps growing.
-DEFAULT_GEN_SLOTS = 16
+DEFAULT_GEN_WIDTH = 16
 
 # Backends still alive at interpreter exit are closed before modules are torn down: llama-cpp-python's
 # own finalizers otherwise run after its module globals are gone and print tracebacks.
@@ -79,9 +79,8 @@ class LlamaCppBackend(BackendBase):
         n_threads: int | None = None,
         seed: int = 0,
         repack: str | bool | None = None,
-        gen_slots: int = DEFAULT_GEN_SLOTS,
+        gen_width: int = DEFAULT_GEN_WIDTH,
         share_prefixes: bool = True,
-        gen_width: int | None = None,  # the CLI's --gen-width: the same as gen_slots
         **_ignored,
     ) -> None:
         self.spec = spec
@@ -147,15 +146,15 @@ class LlamaCppBackend(BackendBase):
         self._rows: dict[int, np.ndarray] = {}  # position -> logits after that position's token
         self._digest: str | None = None
         self._features_ctx = None  # a second context with a tensor callback, made on first use
-        slots = gen_width or gen_slots
-        self.gen_slots = max(1, min(int(slots), llama_cpp.llama_max_parallel_sequences()))
+        # sequences generated at once, one KV stream each (the CLI's --gen-width, as in transformers)
+        self.gen_width = max(1, min(int(gen_width), llama_cpp.llama_max_parallel_sequences()))
         self.share_prefixes = bool(share_prefixes)  # off: every request decodes its own prompt (benchmarks)
         self._gen = None  # the generation context (llamacpp_generate.BatchedGenerator), made on first use
 
     @property
     def generate_batch_hint(self) -> int:
         """Requests per generate call that keep the slots full as rows finish (read by the engine)."""
-        return 4 * self.gen_slots
+        return 4 * self.gen_width
 
     def close(self) -> None:
         """Free llama.cpp's memory (also done at garbage collection and at interpreter exit)."""
@@ -199,7 +198,7 @@ class LlamaCppBackend(BackendBase):
             "architecture": self._metadata.get("general.architecture"),
             "n_ctx": self._n_ctx,
             "n_threads": self._llama.n_threads,
-            "gen_slots": self.gen_slots,
+            "generate_width": self.gen_width,
             "llama_cpp": self._lib.__version__,
             "chat_template": self._template_source is not None,
             # whether repacking buffer types were allowed, and the MiB of weights llama.cpp put in each
@@ -381,7 +380,7 @@ class LlamaCppBackend(BackendBase):
         if self._gen is None:
             from alignlab.models.llamacpp_generate import BatchedGenerator
 
-            self._gen = BatchedGenerator(self, self.gen_slots)
+            self._gen = BatchedGenerator(self, self.gen_width)
         return self._gen.run(requests, prompts, share_prefixes=self.share_prefixes)
 
     def _piece(self, token: int) -> bytes:

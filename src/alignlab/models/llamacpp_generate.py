@@ -89,7 +89,7 @@ class BatchedGenerator:
         if not self.ctx:
             raise AlignlabError(
                 f"llama.cpp cannot make a generation context for {self.slots} sequences of "
-                f"{self.n_ctx} tokens on {backend.path} (try a smaller gen_slots or n_ctx)"
+                f"{self.n_ctx} tokens on {backend.path} (try a smaller gen_width or n_ctx)"
             )
         self.batch = lib.llama_batch_init(self.n_batch, 0, 1)
         self.memory = lib.llama_get_memory(self.ctx)
