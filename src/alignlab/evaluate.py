@@ -67,7 +67,7 @@ def load_checked(experiment: Experiment, settings: Settings, opts: RunOptions) -
         raise AlignlabError(f"--limit must be a positive number of items, got {opts.limit}")
     if opts.data.files and not experiment.accepts_data_files:
         raise AlignlabError(f"experiment {experiment.name!r} does not read --data-file")
-    loaded = experiment.load(opts.data, opts.limit, settings.seed)
+    loaded = experiment.items(opts.data, opts.limit, settings)
     ids = [experiment.item_id(item) for item in loaded.items]
     if len(set(ids)) != len(ids):
         raise AlignlabError(f"experiment {experiment.name!r}: item ids are not unique")

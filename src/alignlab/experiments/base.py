@@ -124,6 +124,11 @@ class Experiment:
         raise NotImplementedError
 
     # --- what it may override -----------------------------------------------------------------------
+    def items(self, source: DataSource, limit: int | None, settings: Settings) -> Items:
+        """The run's items. Override this instead of `load` when which items a run takes depends on its
+        settings (e.g. the tasks an option selects)."""
+        return self.load(source, limit, settings.seed)
+
     def request_kinds(self, settings: Settings) -> set[str]:
         """Scores, and generation when a chosen condition samples a chain of thought (named "...cot")."""
         return {"score", "generate"} if any(c.endswith("cot") for c in settings.conditions) else {"score"}
