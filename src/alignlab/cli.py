@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_eval(sub)
     _add_models(sub)
+    from alignlab import experiments
+
+    for experiment in experiments.available().values():
+        experiment.add_commands(sub)  # an experiment's own commands (e.g. `p-ik predict`)
     for module_name in PLUGINS:
         try:
             module = importlib.import_module(module_name)

@@ -123,7 +123,8 @@ def load_jsonl(path: Path) -> list[MCQuestion]:
     questions = []
     seen: set[str] = set()
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        # split on "\n" only: str.splitlines also breaks at U+2028 and the like inside JSON strings
+        lines = path.read_text(encoding="utf-8-sig").split("\n")
     except UnicodeDecodeError as e:
         raise AlignlabError(f"{path}: not UTF-8 text ({e})") from None
     for line_no, line in enumerate(lines, 1):

@@ -144,6 +144,14 @@ class Experiment:
         """Write the run's figures into `folder` from its metrics ({condition: ...}) and samples."""
         return []
 
+    def artifacts(self, samples: list[dict], settings: Settings, folder: Path) -> list[Path]:
+        """Write files other than figures into the run folder from its samples (a trained probe)."""
+        return []
+
+    def add_commands(self, subparsers) -> None:
+        """Add top-level commands of this experiment's own (`alignlab p-ik predict ...`) to the CLI's
+        subparsers; each sets `func` (args -> exit code) and may raise AlignlabError for a user's mistake."""
+
     def report_section(self) -> Section | None:
         """The report's section for this experiment's runs (None: the generic one)."""
         return None

@@ -1,5 +1,5 @@
 """Calibration of probabilities against outcomes: binned calibration errors, Brier score, reliability
-points, and temperature scaling.
+points, temperature scaling, and AUROC (how well the probabilities separate right from wrong).
 
 Definitions (Kadavath et al. 2022, arXiv:2207.05221 §1.1 and App. A.1; paper-methods.md §2 [V]), with
 b a bin, n_b its count, N the total, conf_b the mean probability and acc_b the fraction correct in it:
@@ -145,3 +145,20 @@ def fit_temperature(
 
 def _scalar(value: np.ndarray) -> np.ndarray | float:
     return float(value) if np.ndim(value) == 0 else value
+
+
+# --- discrimination ------------------------------------------------------------------------------------
+def auroc(scores, labels) -> np.ndarray | float:
+    """Area under the ROC curve of `scores` separating labels 1 from 0, along the last axis: the chance that
+    a random positive scores above a random negative (ties count half), from average ranks (Mann-Whitney U).
+    NaN where one class is absent."""
+    from scipy.stats import rankdata
+
+    scores = np.asarray(scores, dtype=float)
+    labels = np.asarray(labels, dtype=float)
+    ranks = rankdata(scores, axis=-1)
+    positives = labels.sum(-1)
+    negatives = labels.shape[-1] - positives
+    with np.errstate(divide="ignore", invalid="ignore"):
+        area = ((ranks * labels).sum(-1) - positives * (positives + 1) / 2) / (positives * negatives)
+    return _scalar(np.where((positives > 0) & (negatives > 0), area, np.nan))

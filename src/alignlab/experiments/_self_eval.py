@@ -1,0 +1,160 @@
+"""What P(True) and P(IK) share (Kadavath et al. 2022 §4-5): open-ended questions, the prompt the model
+answers them with, K answers sampled at temperature 1, and their grades.
+
+Answer prompt: "Question: ...\\nAnswer:" (the paper's format for TriviaQA, arithmetic and GSM8K,
+paper-methods.md §2), after `--shots` examples of the same task answered with their gold answer (GSM8K's
+with its worked solution), drawn per question with the seed and never the question itself. LAMBADA is the
+passage itself, continued by the model (no examples). The i-th sample of a question has its own seed
+(the run's seed, the question's id and i), so P(True) and P(IK) runs with the same seed sample the same
+answers, and the response cache answers the second from the first.
+"""
+
+from __future__ import annotations
+
+import random
+from argparse import ArgumentTypeError
+from dataclasses import dataclass
+
+from alignlab.data.open_ended import (
+    OPEN_TASKS,
+    OpenQuestion,
+    arithmetic_open,
+    load_gsm8k,
+    load_lambada,
+    load_triviaqa,
+)
+from alignlab.errors import AlignlabError
+from alignlab.experiments.base import DataSource, Items, Option, Settings, located_files, request_seed, take
+from alignlab.grading import grade
+from alignlab.models.base import GenerateRequest
+
+ANSWER = "Question: {question}\nAnswer:"
+# (max tokens, stop strings) per task: one line for short answers, a worked solution for GSM8K
+SAMPLING = {
+    "triviaqa": (24, ("\n",)),
+    "arithmetic": (12, ("\n",)),
+    "lambada": (6, ("\n",)),
+    "gsm8k": (256, ("\n\nQuestion:", "\nQuestion:", "\n\n\n")),
+}
+DATA_FILES = {"triviaqa": "triviaqa_sm_sub.jsonl", "gsm8k": "test.jsonl", "lambada": "lambada_openai.jsonl"}
+
+
+def task_list(text: str) -> tuple[str, ...]:
+    chosen = tuple(t.strip() for t in text.split(",") if t.strip())
+    unknown = [t for t in chosen if t not in OPEN_TASKS]
+    if unknown or not chosen:
+        raise ArgumentTypeError(
+            f"unknown task(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(OPEN_TASKS)}"
+        )
+    return chosen
+
+
+def at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise ArgumentTypeError(f"expected a whole number of at least {low}, got {text!r}")
+        return value
+
+    return parse
+
+
+def temperature(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 10.0:
+        raise ArgumentTypeError(f"expected a temperature from 0 to 10, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SelfEvalSettings(Settings):
+    tasks: tuple[str, ...] = OPEN_TASKS
+    samples: int = 5  # K answers per question
+    shots: int = 5
+    answer_temperature: float = 1.0
+    arithmetic_n: int = 500
+
+
+OPTIONS = (
+    Option("--tasks", "tasks", task_list, f"comma-separated tasks from {','.join(OPEN_TASKS)}"),
+    Option("--samples", "samples", at_least(1), "answers sampled per question (K)"),
+    Option("--shots", "shots", at_least(0), "answered examples before each question (not LAMBADA)"),
+    Option("--answer-temperature", "answer_temperature", temperature, "temperature of the sampled answers"),
+    Option("--arithmetic-n", "arithmetic_n", at_least(1), "arithmetic problems generated"),
+)
+
+
+@dataclass(frozen=True)
+class SelfEvalItem:
+    """A question and the pool its few-shot examples come from (shared by its task's items)."""
+
+    question: OpenQuestion
+    pool: tuple[OpenQuestion, ...]
+
+    @property
+    def id(self) -> str:
+        return self.question.id
+
+
+def load_items(source: DataSource, limit: int | None, settings: SelfEvalSettings, tasks=None) -> Items:
+    """`limit` questions of each task (a seeded sample); the rest of each task is its few-shot pool."""
+    chosen, files, warnings, counts = [], [], [], {}
+    for task in tasks or settings.tasks:
+        if task == "arithmetic":
+            questions = arithmetic_open(settings.arithmetic_n, settings.seed)
+            pool = arithmetic_open(max(4 * settings.shots, 20), settings.seed, prefix="arithmetic-shots")
+        else:
+            paths, found, warned = located_files(task, source)
+            named = [p for p in paths if p.name == DATA_FILES[task]]
+            if not named:
+                raise AlignlabError(f"{task}: {DATA_FILES[task]} not found in the data directory")
+            loader = {"triviaqa": load_triviaqa, "gsm8k": load_gsm8k, "lambada": load_lambada}[task]
+            questions = pool = loader(named[0])
+            files += [f for f in found if f["path"].endswith(DATA_FILES[task])]
+            warnings += warned
+        if task != "lambada" and len(pool) <= settings.shots:
+            raise AlignlabError(
+                f"{task}: {len(pool)} questions to draw --shots {settings.shots} examples from"
+            )
+        taken = take(questions, limit, settings.seed)
+        shared = tuple(pool)
+        chosen += [SelfEvalItem(q, shared) for q in taken]
+        counts[task] = len(taken)
+    return Items(chosen, files, warnings, facts={"questions_per_task": counts})
+
+
+def answer_prompt(item: SelfEvalItem, shots: int, seed: int) -> str:
+    question = item.question
+    if question.task == "lambada":
+        return question.passage
+    pool = [q for q in item.pool if q.id != question.id]
+    drawn = random.Random(f"{seed}|{question.id}|shots").sample(pool, shots) if shots else []
+    examples = [ANSWER.format(question=q.question) + " " + (q.worked or q.golds[0]) for q in drawn]
+    return "\n\n".join([*examples, ANSWER.format(question=question.question)])
+
+
+def sample_requests(item: SelfEvalItem, settings: SelfEvalSettings) -> list[GenerateRequest]:
+    max_tokens, stop = SAMPLING[item.question.task]
+    prompt = answer_prompt(item, settings.shots, settings.seed)
+    return [
+        GenerateRequest(
+            prompt=prompt,
+            max_tokens=max_tokens,
+            temperature=settings.answer_temperature,
+            stop=stop,
+            seed=request_seed(settings.seed, item.id, f"answer-{k}"),
+        )
+        for k in range(settings.samples)
+    ]
+
+
+def graded(item: SelfEvalItem, results) -> tuple[list[str], list[bool]]:
+    """The sampled answers as the model wrote them (stripped) and whether each is right."""
+    answers = [r.text.strip() for r in results]
+    return answers, [grade(item.question.task, a, item.question.golds) for a in answers]
