@@ -350,6 +350,25 @@ def test_bad_options_stop_before_the_model_loads(tmp_path, monkeypatch, capsys):
     )
     assert code == 2
     assert re.search(r"mine: 2 questions to draw --shots 5 examples from", capsys.readouterr().err)
+    for row, message in [
+        (
+            {"question": "q", "choices": [], "answer": 0},
+            r"bad\.jsonl:2: needs 'question' \(string\) and 'choices'",
+        ),
+        (
+            {"question": "q", "choices": ["a", "b"], "answer": 5},
+            r"bad\.jsonl:2: answer 5 is not an option index 0-1",
+        ),
+    ]:
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text(
+            json.dumps({"question": "ok", "choices": ["a", "b"], "answer": 0}) + "\n" + json.dumps(row) + "\n"
+        )
+        code = main(
+            ["eval", "calibration", "--data-file", str(bad), "--out", str(tmp_path / "run"), "--no-progress"]
+        )
+        assert code == 2
+        assert re.search(message, capsys.readouterr().err.replace("\n", ""))
     assert loaded == [] and not (tmp_path / "run").exists()
 
 

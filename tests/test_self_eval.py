@@ -34,6 +34,21 @@ def test_triviaqa_is_normalised_exact_match_against_any_alias():
     assert not triviaqa_correct("", aliases)
 
 
+def test_grading_tricky_cases_units_commas_articles_unicode():
+    assert triviaqa_correct("Beyoncé", ["Beyonce Knowles", "Beyonce"])
+    assert triviaqa_correct("“The Beatles”", ["Beatles"])
+    assert triviaqa_correct("A\u00a0Tale of Two Cities", ["Tale of Two Cities"])  # no-break space, article
+    assert not triviaqa_correct("Theatre", ["Atre"])  # articles only as whole words
+    assert gsm8k_correct("It costs $1,250.00 in all.", "1250")
+    assert gsm8k_correct("She runs 12 km/h, so 36 km.", "36")
+    assert gsm8k_correct("#### \uff11\uff18", "18")  # full-width digits
+    assert gsm8k_correct("The change is \u22123 degrees", "-3")  # Unicode minus
+    assert not gsm8k_correct("1,2,3 and then 4", "123")
+    assert lambada_correct(" “signs,” she said", "signs")
+    assert not lambada_correct(" Signs", "signs")  # the word as written
+    assert arithmetic_correct("= \u2212412", "-412")
+
+
 def test_gsm8k_takes_the_number_after_the_marks_else_the_last_one():
     assert gsm8k_correct("She sells 9 eggs for $2 each.\n#### 1,000", "1000")
     assert gsm8k_correct("9 * 2 = 18, so she makes 18 dollars", "18")
@@ -50,6 +65,20 @@ def test_lambada_compares_the_first_word_and_arithmetic_the_first_integer():
     assert arithmetic_correct("-5", "-5")
     assert not arithmetic_correct("1035", "1034")
     assert not arithmetic_correct("a thousand", "1000")
+
+
+def test_auroc_and_brier_agree_with_scikit_learn_on_random_data():
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    from alignlab.metrics.calibration import brier_score
+
+    rng = np.random.default_rng(7)
+    for n in (10, 137, 2000):
+        p = rng.uniform(size=n)
+        y = (rng.uniform(size=n) < p).astype(int)
+        p[: n // 5] = np.round(p[: n // 5], 1)  # ties
+        assert auroc(p, y) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+        assert brier_score(p, y) == pytest.approx(brier_score_loss(y, p), abs=1e-12)
 
 
 def test_auroc_by_hand():
@@ -84,6 +113,12 @@ def test_a_malformed_row_names_file_and_line(tmp_path):
         load_gsm8k(bad)
     bad.write_text('{"context": "Question: q\\nAnswer:", "answer": "a", "aliases": "a"}\n')
     with pytest.raises(AlignlabError, match=r"test\.jsonl:1: 'aliases' must be a list"):
+        load_triviaqa(bad)
+    bad.write_text(
+        '{"context": "Question: q\\nAnswer:", "answer": "a", "aliases": ["x"]}\n' * 2
+        + '{"context": "Question: q\\nAnswer:", "answer": "a", "aliases": []}\n'
+    )
+    with pytest.raises(AlignlabError, match=r"test\.jsonl:3: 'aliases' is empty"):
         load_triviaqa(bad)
 
 

@@ -1,7 +1,8 @@
 """Is a sampled answer right? One grader per open-ended task, pure functions.
 
 - TriviaQA: normalised exact match against any alias. Normalisation as in the SQuAD/TriviaQA evaluation
-  scripts: lower case, punctuation removed, the articles a/an/the removed, whitespace collapsed.
+  scripts (lower case, punctuation removed, the articles a/an/the removed, whitespace collapsed), after
+  Unicode NFKD with accents dropped, so "Beyoncé" matches "Beyonce" and curly quotes count as punctuation.
 - GSM8K: the number after the answer's "####" if it wrote one, else the last number in it, against the
   gold final number (commas and a trailing ".0" ignored).
 - LAMBADA: the first word of the continuation, stripped of surrounding punctuation, equals the target word.
@@ -12,14 +13,24 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from decimal import Decimal, InvalidOperation
 
-_PUNCTUATION = set(string.punctuation)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
+def _punctuation(ch: str) -> bool:
+    return ch in string.punctuation or unicodedata.category(ch).startswith("P")
+
+
+def _plain(text: str) -> str:
+    """NFKC (full-width digits, non-breaking spaces) and the Unicode minus as "-"."""
+    return unicodedata.normalize("NFKC", text).replace("\u2212", "-")
+
+
 def normalise(text: str) -> str:
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    text = unicodedata.normalize("NFKD", text.lower())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch) and not _punctuation(ch))
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
 
@@ -38,21 +49,29 @@ def _number(text: str) -> Decimal | None:
 
 def final_number(answer: str) -> Decimal | None:
     """The number after "####" if there is one, else the last number in the text."""
-    _, sep, tail = answer.rpartition("####")
-    found = _NUMBER.findall(tail if sep else answer)
+    plain = _plain(answer)
+    _, sep, tail = plain.rpartition("####")
+    found = _NUMBER.findall(tail if sep else plain)
     if not found:
         return None
     return _number(found[0] if sep else found[-1])
 
 
 def gsm8k_correct(answer: str, gold: str) -> bool:
-    mine, want = final_number(answer), _number(gold)
+    mine, want = final_number(answer), _number(_plain(gold))
     return mine is not None and want is not None and mine == want
 
 
 def first_word(text: str) -> str:
-    words = text.split()
-    return words[0].strip(string.punctuation + "“”‘’") if words else ""
+    words = _plain(text).split()
+    if not words:
+        return ""
+    word = words[0]
+    while word and _punctuation(word[0]):
+        word = word[1:]
+    while word and _punctuation(word[-1]):
+        word = word[:-1]
+    return word
 
 
 def lambada_correct(answer: str, word: str) -> bool:
@@ -60,7 +79,7 @@ def lambada_correct(answer: str, word: str) -> bool:
 
 
 def arithmetic_correct(answer: str, value: str) -> bool:
-    found = re.search(r"-?\d+", answer.replace(",", ""))
+    found = re.search(r"-?\d+", _plain(answer).replace(",", ""))
     return found is not None and int(found.group()) == int(value)
 
 

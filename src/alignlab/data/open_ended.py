@@ -68,6 +68,8 @@ def load_triviaqa(path: Path) -> list[OpenQuestion]:
         answer = _text(row, "answer", where)
         if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
             raise AlignlabError(f"{where}: 'aliases' must be a list of strings")
+        if not any(a.strip() for a in aliases):
+            raise AlignlabError(f"{where}: 'aliases' is empty: nothing to grade answers against")
         golds = tuple(dict.fromkeys([answer, *aliases]))
         questions.append(OpenQuestion(f"triviaqa/{n}", "triviaqa", match.group(1).strip(), golds))
     return questions
