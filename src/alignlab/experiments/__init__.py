@@ -80,7 +80,8 @@ def _discover() -> None:
         return
     _discovered = True
     for module in pkgutil.iter_modules(__path__):
-        if module.name != "base" and not module.name.startswith("_") and not module.name.endswith("_report"):
+        helpers = module.name in ("base", "option_types") or module.name.startswith("_")
+        if not helpers and not module.name.endswith("_report"):
             importlib.import_module(f"{__name__}.{module.name}")
     for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
         try:

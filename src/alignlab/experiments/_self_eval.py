@@ -12,7 +12,6 @@ answers, and the response cache answers the second from the first.
 from __future__ import annotations
 
 import random
-from argparse import ArgumentTypeError
 from dataclasses import dataclass
 
 from alignlab.data.open_ended import (
@@ -25,6 +24,7 @@ from alignlab.data.open_ended import (
 )
 from alignlab.errors import AlignlabError
 from alignlab.experiments.base import DataSource, Items, Option, Settings, located_files, request_seed, take
+from alignlab.experiments.option_types import names_from, number_in, whole_number
 from alignlab.grading import grade
 from alignlab.models.base import GenerateRequest
 
@@ -39,39 +39,6 @@ SAMPLING = {
 DATA_FILES = {"triviaqa": "triviaqa_sm_sub.jsonl", "gsm8k": "test.jsonl", "lambada": "lambada_openai.jsonl"}
 
 
-def task_list(text: str) -> tuple[str, ...]:
-    chosen = tuple(t.strip() for t in text.split(",") if t.strip())
-    unknown = [t for t in chosen if t not in OPEN_TASKS]
-    if unknown or not chosen:
-        raise ArgumentTypeError(
-            f"unknown task(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(OPEN_TASKS)}"
-        )
-    return chosen
-
-
-def at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if value < low:
-            raise ArgumentTypeError(f"expected a whole number of at least {low}, got {text!r}")
-        return value
-
-    return parse
-
-
-def temperature(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 10.0:
-        raise ArgumentTypeError(f"expected a temperature from 0 to 10, got {text!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class SelfEvalSettings(Settings):
     tasks: tuple[str, ...] = OPEN_TASKS
@@ -82,11 +49,16 @@ class SelfEvalSettings(Settings):
 
 
 OPTIONS = (
-    Option("--tasks", "tasks", task_list, f"comma-separated tasks from {','.join(OPEN_TASKS)}"),
-    Option("--samples", "samples", at_least(1), "answers sampled per question (K)"),
-    Option("--shots", "shots", at_least(0), "answered examples before each question (not LAMBADA)"),
-    Option("--answer-temperature", "answer_temperature", temperature, "temperature of the sampled answers"),
-    Option("--arithmetic-n", "arithmetic_n", at_least(1), "arithmetic problems generated"),
+    Option("--tasks", "tasks", names_from(OPEN_TASKS), f"comma-separated tasks from {','.join(OPEN_TASKS)}"),
+    Option("--samples", "samples", whole_number(1), "answers sampled per question (K)"),
+    Option("--shots", "shots", whole_number(0), "answered examples before each question (not LAMBADA)"),
+    Option(
+        "--answer-temperature",
+        "answer_temperature",
+        number_in(0, 10, "a temperature"),
+        "temperature of the sampled answers",
+    ),
+    Option("--arithmetic-n", "arithmetic_n", whole_number(1), "arithmetic problems generated"),
 )
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-from argparse import ArgumentTypeError
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +55,7 @@ from alignlab.experiments.base import (
     own_files,
     take,
 )
+from alignlab.experiments.option_types import names_from, whole_number
 from alignlab.metrics import calibration as cal
 from alignlab.metrics.bootstrap import bootstrap_estimate
 from alignlab.models.base import Chat, ScoreRequest
@@ -68,30 +68,6 @@ NONE_OF_THE_ABOVE = "None of the above"
 QUESTION = "Question: {question}\nChoices:\n{choices}\nAnswer:"
 CHOICE = " ({letter}) {text}"
 LABEL = " ({letter})"
-
-
-# Option parsers: argparse reports an ArgumentTypeError as a one-line usage error naming the option.
-def _tasks(text: str) -> tuple[str, ...]:
-    chosen = tuple(t.strip() for t in text.split(",") if t.strip())
-    unknown = [t for t in chosen if t not in TASKS]
-    if unknown or not chosen:
-        raise ArgumentTypeError(
-            f"unknown task(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(TASKS)}"
-        )
-    return chosen
-
-
-def _at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if value < low:
-            raise ArgumentTypeError(f"expected a whole number of at least {low}, got {text!r}")
-        return value
-
-    return parse
 
 
 @dataclass(frozen=True)
@@ -135,11 +111,11 @@ class Calibration(Experiment):
     conditions = CONDITIONS
     settings_class = CalibrationSettings
     options = (
-        Option("--tasks", "tasks", _tasks, f"comma-separated tasks from {','.join(TASKS)}"),
-        Option("--shots", "shots", _at_least(0), "few-shot examples before each question"),
-        Option("--bins", "bins", _at_least(1), "bins of the calibration errors"),
+        Option("--tasks", "tasks", names_from(TASKS), f"comma-separated tasks from {','.join(TASKS)}"),
+        Option("--shots", "shots", whole_number(0), "few-shot examples before each question"),
+        Option("--bins", "bins", whole_number(1), "bins of the calibration errors"),
         Option("--binning", "binning", str, "bins with equal counts or equal widths", cal.BINNINGS),
-        Option("--arithmetic-n", "arithmetic_n", _at_least(1), "arithmetic problems generated"),
+        Option("--arithmetic-n", "arithmetic_n", whole_number(1), "arithmetic problems generated"),
     )
     prompts = {"QUESTION": QUESTION, "CHOICE": CHOICE, "LABEL": LABEL, "NONE_OF_THE_ABOVE": NONE_OF_THE_ABOVE}
     accepts_data_files = True

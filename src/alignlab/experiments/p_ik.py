@@ -41,6 +41,7 @@ from alignlab.experiments._self_eval import (
     sample_requests,
 )
 from alignlab.experiments.base import DataSource, Experiment, Items, Option
+from alignlab.experiments.option_types import integer, number_in
 from alignlab.metrics import calibration as cal
 from alignlab.metrics.bootstrap import bootstrap_estimate
 from alignlab.models.base import FeaturesRequest
@@ -49,29 +50,6 @@ CONDITIONS = ("probe",)
 QUESTION_ONLY = "Question: {question}\nAnswer:"  # §5: the value head reads the question alone
 PROBE_FORMAT = "alignlab-p-ik-probe/1"
 CS = tuple(float(c) for c in np.logspace(-4, 2, 13))  # the L2 strengths (1/C) cross-validation chooses from
-
-
-def _share(text: str) -> float:
-    from argparse import ArgumentTypeError
-
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 < value < 1.0:
-        raise ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
-    return value
-
-
-def _layer(text: str) -> int:
-    from argparse import ArgumentTypeError
-
-    try:
-        return int(text)
-    except ValueError:
-        raise ArgumentTypeError(
-            f"expected a layer number (negative counts from the top), got {text!r}"
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -109,9 +87,17 @@ class PIK(Experiment):
             ("triviaqa", "gsm8k", "lambada", "arithmetic"),
         ),
         Option(
-            "--train-share", "train_share", _share, "share of the train task's questions the probe trains on"
+            "--train-share",
+            "train_share",
+            number_in(0, 1, "a share", open_ends=True),
+            "share of the train task's questions the probe trains on",
         ),
-        Option("--layer", "layer", _layer, "hidden-state layer the probe reads (-1: the last)"),
+        Option(
+            "--layer",
+            "layer",
+            integer("a layer number (negative counts from the top)"),
+            "hidden-state layer the probe reads (-1: the last)",
+        ),
     )
     prompts = {"ANSWER": ANSWER, "QUESTION_ONLY": QUESTION_ONLY}
     columns = (
