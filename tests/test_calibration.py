@@ -174,7 +174,7 @@ def test_arithmetic_problems_are_right_seeded_and_have_distinct_options():
         ),
         ('{"question": "q", "choices": ["a"], "answer": 0}\n', r"bad\.jsonl:1: needs 'question'"),
         ('\n{"question": "q", "choices": ["a", "b"], "answer": 0\n', r"bad\.jsonl:2: not valid JSON"),
-        ("", r"bad\.jsonl: no questions"),
+        ("", r"bad\.jsonl: no rows"),
     ],
 )
 def test_a_malformed_question_file_names_file_and_line(tmp_path, text, message):

@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from alignlab.data.jsonl import read_jsonl
 from alignlab.errors import AlignlabError
 
 
@@ -122,23 +123,11 @@ def load_jsonl(path: Path) -> list[MCQuestion]:
     """Rows {"question": str, "choices": [str, ...], "answer": int} (optional "id", "subject")."""
     questions = []
     seen: set[str] = set()
-    try:
-        # split on "\n" only: str.splitlines also breaks at U+2028 and the like inside JSON strings
-        lines = path.read_text(encoding="utf-8-sig").split("\n")
-    except UnicodeDecodeError as e:
-        raise AlignlabError(f"{path}: not UTF-8 text ({e})") from None
-    for line_no, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{line_no}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise AlignlabError(f"{where}: not valid JSON ({e.msg}, column {e.colno})") from None
-        choices = row.get("choices") if isinstance(row, dict) else None
+    for where, row in read_jsonl(path):
+        line_no = where.rpartition(":")[2]
+        choices = row.get("choices")
         if (
-            not isinstance(row, dict)
-            or not isinstance(row.get("question"), str)
+            not isinstance(row.get("question"), str)
             or not isinstance(choices, list)
             or len(choices) < 2
             or not all(isinstance(c, str) for c in choices)
@@ -151,8 +140,6 @@ def load_jsonl(path: Path) -> list[MCQuestion]:
         seen.add(item_id)
         subject = str(row.get("subject") or path.stem)
         questions.append(MCQuestion(item_id, path.stem, subject, row["question"], tuple(choices), answer))
-    if not questions:
-        raise AlignlabError(f"{path}: no questions")
     return questions
 
 

@@ -5,12 +5,12 @@ answer is right. A malformed row is an AlignlabError naming its file and line.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from alignlab.data.jsonl import read_jsonl
 from alignlab.errors import AlignlabError
 
 OPEN_TASKS = ("triviaqa", "gsm8k", "lambada", "arithmetic")
@@ -26,29 +26,6 @@ class OpenQuestion:
     passage: str = ""  # LAMBADA: the passage the model continues
 
 
-def _jsonl(path: Path) -> list[tuple[str, dict]]:
-    """(where, row) for every non-empty line."""
-    try:
-        # split on "\n" only: str.splitlines also breaks at U+2028 and the like inside JSON strings
-        lines = path.read_text(encoding="utf-8-sig").split("\n")
-    except UnicodeDecodeError as e:
-        raise AlignlabError(f"{path}: not UTF-8 text ({e})") from None
-    rows = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise AlignlabError(f"{path}:{n}: not valid JSON ({e.msg}, column {e.colno})") from None
-        if not isinstance(row, dict):
-            raise AlignlabError(f"{path}:{n}: expected a JSON object")
-        rows.append((f"{path}:{n}", row))
-    if not rows:
-        raise AlignlabError(f"{path}: no rows")
-    return rows
-
-
 def _text(row: dict, key: str, where: str) -> str:
     value = row.get(key)
     if not isinstance(value, str) or not value.strip():
@@ -59,7 +36,7 @@ def _text(row: dict, key: str, where: str) -> str:
 def load_triviaqa(path: Path) -> list[OpenQuestion]:
     """llm-foundry's subset: {"context": "Question: ...\\nAnswer:", "answer", "aliases"}."""
     questions = []
-    for n, (where, row) in enumerate(_jsonl(path)):
+    for n, (where, row) in enumerate(read_jsonl(path)):
         context = _text(row, "context", where)
         match = re.fullmatch(r"Question: (.*)\nAnswer:", context.strip(), flags=re.S)
         if not match:
@@ -78,7 +55,7 @@ def load_triviaqa(path: Path) -> list[OpenQuestion]:
 def load_gsm8k(path: Path) -> list[OpenQuestion]:
     """The official test file: {"question", "answer"} with the answer's last line "#### N"."""
     questions = []
-    for n, (where, row) in enumerate(_jsonl(path)):
+    for n, (where, row) in enumerate(read_jsonl(path)):
         question, answer = _text(row, "question", where), _text(row, "answer", where)
         worked, sep, final = answer.rpartition("####")
         if not sep or not final.strip():
@@ -97,7 +74,7 @@ LAMBADA_QUESTION = "What is the last word of this passage? {passage}"
 def load_lambada(path: Path) -> list[OpenQuestion]:
     """{"context", "continuation"} with the continuation the passage's last word."""
     questions = []
-    for n, (where, row) in enumerate(_jsonl(path)):
+    for n, (where, row) in enumerate(read_jsonl(path)):
         context, word = _text(row, "context", where), _text(row, "continuation", where)
         passage = context.rstrip()
         questions.append(

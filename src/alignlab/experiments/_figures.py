@@ -95,3 +95,21 @@ def scatter_against(
         ax.grid(linewidth=0.4, alpha=0.5)
     axes[0].set_ylabel(ylabel, fontsize=8)
     return fig
+
+
+def run_figure(run, draw, title: str, caption: str) -> list:
+    """A report Section's figure of one run drawn from its samples: `draw(samples, conditions)`; none when
+    the run has no conditions or no samples."""
+    from alignlab.report.figures import png_bytes
+    from alignlab.report.sections import Figure
+
+    conditions = list((run.metrics or {}).get("conditions") or {})
+    samples = list(run.samples())
+    if not conditions or not samples:
+        return []
+    fig = draw(samples, conditions)
+    return [
+        Figure(
+            title=f"{run.model}: {title}", png=png_bytes(fig, dpi=90), caption=f"run {run.name}; {caption}"
+        )
+    ]

@@ -23,7 +23,16 @@ from alignlab.data.open_ended import (
     load_triviaqa,
 )
 from alignlab.errors import AlignlabError
-from alignlab.experiments.base import DataSource, Items, Option, Settings, located_files, request_seed, take
+from alignlab.experiments.base import (
+    DataSource,
+    Experiment,
+    Items,
+    Option,
+    Settings,
+    located_files,
+    request_seed,
+    take,
+)
 from alignlab.experiments.option_types import names_from, number_in, whole_number
 from alignlab.grading import grade
 from alignlab.models.base import GenerateRequest
@@ -99,6 +108,25 @@ def load_items(source: DataSource, limit: int | None, settings: SelfEvalSettings
         chosen += [SelfEvalItem(q, shared) for q in taken]
         counts[task] = len(taken)
     return Items(chosen, files, warnings, facts={"questions_per_task": counts})
+
+
+class SelfEvalExperiment(Experiment):
+    """P(True) and P(IK): items from the open-ended tasks, asked in the paper's plain-text format."""
+
+    settings_class = SelfEvalSettings
+    options = OPTIONS
+
+    def tasks(self, settings: SelfEvalSettings) -> tuple[str, ...]:
+        return settings.tasks
+
+    def load(self, source: DataSource, limit: int | None, seed: int) -> Items:
+        return self.items(source, limit, self.settings_class(seed=seed))
+
+    def items(self, source: DataSource, limit: int | None, settings: SelfEvalSettings) -> Items:
+        """`--limit N` takes N questions of each task."""
+        if settings.prompt_format != "raw":
+            raise AlignlabError(f"{self.name} asks in the paper's plain-text format: use --format raw")
+        return load_items(source, limit, settings, self.tasks(settings))
 
 
 def answer_prompt(item: SelfEvalItem, shots: int, seed: int) -> str:

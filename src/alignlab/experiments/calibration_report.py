@@ -31,8 +31,8 @@ def reliability_figure(samples: list[dict], conditions: list[str], n_bins: int =
 
 
 def section(description: str):
-    from alignlab.report.figures import png_bytes
-    from alignlab.report.sections import Figure, Section
+    from alignlab.experiments._figures import run_figure
+    from alignlab.report.sections import Section
 
     class CalibrationSection(Section):
         experiment = "calibration"
@@ -51,17 +51,12 @@ def section(description: str):
         sample_details = ("question", "choices", "probs", "shots")
 
         def run_figures(self, run):
-            conditions = list((run.metrics or {}).get("conditions") or {})
-            samples = list(run.samples())
-            if not conditions or not samples:
-                return []
-            return [
-                Figure(
-                    title=f"{run.model}: reliability of every option's probability",
-                    png=png_bytes(reliability_figure(samples, conditions), dpi=90),
-                    caption=f"run {run.name}; 10 equal-count bins; dashed: perfect calibration",
-                )
-            ]
+            return run_figure(
+                run,
+                reliability_figure,
+                "reliability of every option's probability",
+                "10 equal-count bins; dashed: perfect calibration",
+            )
 
         def sample_value(self, sample: dict, key: str):
             value = sample.get(key)

@@ -34,13 +34,13 @@ from alignlab.experiments import register
 from alignlab.experiments._self_eval import (
     ANSWER,
     OPTIONS,
+    SelfEvalExperiment,
     SelfEvalItem,
     SelfEvalSettings,
     graded,
-    load_items,
     sample_requests,
 )
-from alignlab.experiments.base import DataSource, Experiment, Items, Option
+from alignlab.experiments.base import Option
 from alignlab.experiments.option_types import integer, number_in
 from alignlab.metrics import calibration as cal
 from alignlab.metrics.bootstrap import bootstrap_estimate
@@ -67,7 +67,7 @@ def features_prompt(item: SelfEvalItem) -> str:
     )
 
 
-class PIK(Experiment):
+class PIK(SelfEvalExperiment):
     name = "p-ik"
     help = "P(IK): a probe on the question's hidden state predicts whether the model knows (Kadavath et al. 2022)"
     description = (
@@ -110,15 +110,8 @@ class PIK(Experiment):
     def request_kinds(self, settings) -> set[str]:
         return {"generate", "features"}
 
-    def load(self, source: DataSource, limit: int | None, seed: int) -> Items:
-        return self.items(source, limit, PIKSettings(seed=seed))
-
-    def items(self, source: DataSource, limit: int | None, settings: PIKSettings) -> Items:
-        """`--limit N` takes N questions of each task, the train task included."""
-        if settings.prompt_format != "raw":
-            raise AlignlabError("p-ik asks in the paper's plain-text format: use --format raw")
-        tasks = tuple(dict.fromkeys((settings.train_task, *settings.tasks)))
-        return load_items(source, limit, settings, tasks)
+    def tasks(self, settings: PIKSettings) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((settings.train_task, *settings.tasks)))  # the train task always
 
     def task(self, item: SelfEvalItem, condition: str, settings: PIKSettings) -> Task:
         results = yield sample_requests(item, settings)

@@ -25,18 +25,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from alignlab.engine.runner import Task
-from alignlab.errors import AlignlabError
 from alignlab.experiments import register
 from alignlab.experiments._self_eval import (
     ANSWER,
-    OPTIONS,
+    SelfEvalExperiment,
     SelfEvalItem,
     SelfEvalSettings,
     graded,
-    load_items,
     sample_requests,
 )
-from alignlab.experiments.base import DataSource, Experiment, Items, prompt_text
+from alignlab.experiments.base import prompt_text
 from alignlab.metrics import calibration as cal
 from alignlab.metrics.bootstrap import bootstrap_estimate
 from alignlab.models.base import ScoreRequest
@@ -76,7 +74,7 @@ def judge_prompt(question: str, answers: list[str], k: int, condition: str) -> s
     )
 
 
-class PTrue(Experiment):
+class PTrue(SelfEvalExperiment):
     name = "p-true"
     help = "P(True): the model judges its own sampled answers; AUROC, Brier, ECE (Kadavath et al. 2022)"
     description = (
@@ -86,7 +84,6 @@ class PTrue(Experiment):
     )
     conditions = CONDITIONS
     settings_class = PTrueSettings
-    options = OPTIONS
     prompts = {"ANSWER": ANSWER, "JUDGE": JUDGE, "BRAINSTORM": BRAINSTORM, "OPTIONS": "|".join(OPTIONS_AB)}
     columns = (
         ("auroc", "AUROC"),
@@ -97,15 +94,6 @@ class PTrue(Experiment):
 
     def request_kinds(self, settings) -> set[str]:
         return {"score", "generate"}
-
-    def load(self, source: DataSource, limit: int | None, seed: int) -> Items:
-        return self.items(source, limit, PTrueSettings(seed=seed))
-
-    def items(self, source: DataSource, limit: int | None, settings: PTrueSettings) -> Items:
-        """`--limit N` takes N questions of each task."""
-        if settings.prompt_format != "raw":
-            raise AlignlabError("p-true asks in the paper's plain-text format: use --format raw")
-        return load_items(source, limit, settings)
 
     def task(self, item: SelfEvalItem, condition: str, settings: PTrueSettings) -> Task:
         requests = sample_requests(item, settings)

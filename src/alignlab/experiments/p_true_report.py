@@ -37,8 +37,8 @@ def p_true_histograms(samples: list[dict], conditions: list[str]):
 
 
 def section(description: str):
-    from alignlab.report.figures import png_bytes
-    from alignlab.report.sections import Figure, Section
+    from alignlab.experiments._figures import run_figure
+    from alignlab.report.sections import Section
 
     class PTrueSection(Section):
         experiment = "p-true"
@@ -55,17 +55,12 @@ def section(description: str):
         sample_details = ("question", "answers", "golds", "judge_prompt", "answer_prompt")
 
         def run_figures(self, run):
-            conditions = list((run.metrics or {}).get("conditions") or {})
-            samples = list(run.samples())
-            if not conditions or not samples:
-                return []
-            return [
-                Figure(
-                    title=f"{run.model}: P(True) of right and wrong answers",
-                    png=png_bytes(p_true_histograms(samples, conditions), dpi=90),
-                    caption=f"run {run.name}; each answer's P(True), right answers green, wrong red",
-                )
-            ]
+            return run_figure(
+                run,
+                p_true_histograms,
+                "P(True) of right and wrong answers",
+                "each answer's P(True), right answers green, wrong red",
+            )
 
         def sample_value(self, sample: dict, key: str):
             value = sample.get(key)
