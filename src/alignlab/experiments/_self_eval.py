@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from alignlab.data.open_ended import (
     OPEN_TASKS,
-    OpenQuestion,
     arithmetic_open,
     load_gsm8k,
     load_lambada,
@@ -28,6 +27,7 @@ from alignlab.experiments.base import (
     Experiment,
     Items,
     Option,
+    PooledItem,
     Settings,
     located_files,
     request_seed,
@@ -71,16 +71,7 @@ OPTIONS = (
 )
 
 
-@dataclass(frozen=True)
-class SelfEvalItem:
-    """A question and the pool its few-shot examples come from (shared by its task's items)."""
-
-    question: OpenQuestion
-    pool: tuple[OpenQuestion, ...]
-
-    @property
-    def id(self) -> str:
-        return self.question.id
+SelfEvalItem = PooledItem  # of an OpenQuestion and its task's questions
 
 
 def load_items(source: DataSource, limit: int | None, settings: SelfEvalSettings, tasks=None) -> Items:

@@ -79,6 +79,19 @@ class Item:
     value: Any = None
 
 
+@dataclass(frozen=True)
+class PooledItem:
+    """A question (anything with an `id`) and the pool its few-shot examples are drawn from, a tuple shared
+    by every item of its task."""
+
+    question: Any
+    pool: tuple
+
+    @property
+    def id(self) -> str:
+        return self.question.id
+
+
 @dataclass
 class Items:
     """What `Experiment.load` returns: the items, the data files they came from, and warnings."""

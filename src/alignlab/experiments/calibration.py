@@ -50,6 +50,7 @@ from alignlab.experiments.base import (
     Experiment,
     Items,
     Option,
+    PooledItem,
     Settings,
     located_files,
     own_files,
@@ -79,16 +80,7 @@ class CalibrationSettings(Settings):
     arithmetic_n: int = 500
 
 
-@dataclass(frozen=True)
-class CalibrationItem:
-    """A question and the pool its few-shot examples are drawn from (shared by its task's items)."""
-
-    question: MCQuestion
-    pool: tuple[MCQuestion, ...]
-
-    @property
-    def id(self) -> str:
-        return self.question.id
+CalibrationItem = PooledItem  # of an MCQuestion and its task's few-shot pool
 
 
 @dataclass(frozen=True)
