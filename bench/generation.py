@@ -7,6 +7,8 @@ Workloads (bundled smollm2-135m, prompts from BBQ in the data directory):
   a  64 BBQ Q+IF+CoT openings sampled to at most 256 tokens at temperature 1 (the experiment's stop strings)
   b  16 BBQ questions x K=10 samples each, at most 48 tokens at temperature 1 (P(True)'s shape)
   c  64 BBQ questions answered greedily in at most 8 tokens
+  d  P(True)'s own requests: 16 TriviaQA questions x K=10 answers at T=1 after 5 answered examples, built by
+     the p-true experiment's code (alignlab.experiments._self_eval), at most 24 tokens, stop at a newline
 Paths:
   floor         llama.cpp decoding one sequence one token at a time (greedy, batch of one, no sampling):
                 the per-stream floor, at 1 and at 2 threads
@@ -16,7 +18,7 @@ Paths:
   hf            today's transformers backend: continuous batching (gen_width rows), prefix sharing
   hf-bf16       the same generating in bfloat16 (--gen-dtype bfloat16; scores would stay fp32)
   llamacpp      today's llama.cpp backend: batched continuous decoding, at 1 and at 2 threads
-  -noshare      (workload b) the same path with prefix sharing off: each of the K samples prefills alone
+  -noshare      (workloads b, d) the same path with prefix sharing off: each of the K samples prefills alone
 
 Each (path, workload) runs in its own process, so that peak memory (max RSS, model included) is its own and a
 native crash is reported, not fatal. Tokens are the generated texts re-tokenised by the model's tokenizer
@@ -42,7 +44,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 MODEL = "smollm2-135m"
 BASELINE = "359e5b1"  # the last commit before issue 11's generation paths
-WORKLOADS = ("a", "b", "c")
+WORKLOADS = ("a", "b", "c", "d")
 PATHS = ("floor", "hf-old", "llamacpp-old", "hf", "hf-bf16", "llamacpp", "hf-noshare", "llamacpp-noshare")
 
 
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for workload in workloads:
         for path in paths:
-            if path.endswith("-noshare") and workload != "b":
+            if path.endswith("-noshare") and workload not in ("b", "d"):
                 continue  # prefix sharing only differs where requests share prompts
             llama = path.split("-")[0] in ("floor", "llamacpp")
             for threads in [int(t) for t in args.threads.split(",")] if llama else [0]:
@@ -130,6 +132,13 @@ def _child(path: str, workload: str, threads: int, args) -> dict:
 
 
 def _workload(name: str, data_dir: Path) -> list:
+    if name == "d":
+        from alignlab.experiments._self_eval import SelfEvalSettings, load_items, sample_requests
+        from alignlab.experiments.base import DataSource
+
+        settings = SelfEvalSettings(tasks=("triviaqa",), samples=10, shots=5, seed=7)
+        items = load_items(DataSource(data_dir=str(data_dir)), 16, settings).items
+        return [request for item in items for request in sample_requests(item, settings)]
     from alignlab.experiments import bbq
     from alignlab.experiments.base import COT_STOP
     from alignlab.models.base import GenerateRequest

@@ -115,7 +115,8 @@ class Calibration(Experiment):
         ("accuracy", "accuracy"),
         ("ece", "ECE"),
         ("brier", "Brier"),
-        ("temperature.ece_after", "ECE after T"),
+        ("temperature.ece_before", "ECE, test half"),
+        ("temperature.ece_after", "same, after T"),
     )
 
     # --- items ------------------------------------------------------------------------------------
@@ -327,6 +328,8 @@ def _temperature(rows: list[dict], settings: CalibrationSettings, seed: int, n_r
     labels = [s["answer"] for s in test]
     return {
         "T": temperature,
+        # at the top of the search range: the fit half is best served by near-uniform probabilities
+        "T_at_bound": temperature >= 0.99 * cal.TEMPERATURE_BOUNDS[1],
         "fit_n": len(fit),
         "test_n": len(test),
         "ece_before": ece(before),

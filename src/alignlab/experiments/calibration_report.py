@@ -37,7 +37,7 @@ def section(description: str):
     class CalibrationSection(Section):
         experiment = "calibration"
         title = "Multiple-choice calibration"
-        headline = ("accuracy", "ece", "brier", "temperature.ece_after")
+        headline = ("accuracy", "ece", "brier", "temperature.ece_before", "temperature.ece_after")
         group_keys = ("by_task",)
         sample_columns = (
             ("id", "question"),

@@ -124,8 +124,11 @@ def negative_log_likelihood(
     return total / len(scores)
 
 
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+
+
 def fit_temperature(
-    scores: Sequence[Sequence[float]], labels: Sequence[int], bounds: tuple[float, float] = (0.05, 20.0)
+    scores: Sequence[Sequence[float]], labels: Sequence[int], bounds: tuple[float, float] = TEMPERATURE_BOUNDS
 ) -> float:
     """The T > 0 that minimises the NLL of softmax(scores / T) on these rows (Guo et al. 2017's temperature
     scaling: one parameter, so accuracy is unchanged), searched on log T within `bounds`."""
