@@ -299,6 +299,9 @@ def test_a_bad_probe_file_is_one_line(tmp_path, capsys):
     bad.write_text('{"format": "something else"}')
     assert main(["p-ik", "predict", "--probe", str(bad), "--model", "smollm2-135m", "q"]) == 2
     assert re.search(r"probe\.json: not a p-ik probe \(format is 'something else'", capsys.readouterr().err)
+    bad.write_text("[1, 2]")
+    assert main(["p-ik", "predict", "--probe", str(bad), "--model", "smollm2-135m", "q"]) == 2
+    assert re.search(r"probe\.json: not a p-ik probe \(format is 'list'", capsys.readouterr().err)
 
 
 # --- once on the real bundled model ------------------------------------------------------------------

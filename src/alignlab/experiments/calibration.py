@@ -195,11 +195,7 @@ class Calibration(Experiment):
         }
 
     def _shots(self, item: CalibrationItem, condition: str, settings: CalibrationSettings) -> list[Shown]:
-        pool = [q for q in item.pool if q.id != item.id]
-        if settings.shots and len(pool) < settings.shots:
-            raise AlignlabError(
-                f"{item.question.task}: {len(pool)} questions to draw {settings.shots} few-shot examples from"
-            )
+        pool = [q for q in item.pool if q.id != item.id]  # enough of them: checked by `items`
         drawn = random.Random(_digest(settings.seed, item.id, "shots")).sample(pool, settings.shots)
         return [show(q, condition, settings.seed) for q in drawn]
 

@@ -252,8 +252,9 @@ class Probe:
     @classmethod
     def from_json(cls, data: dict, where: str) -> Probe:
         try:
-            if data.get("format") != PROBE_FORMAT:
-                raise ValueError(f"format is {data.get('format')!r}, not {PROBE_FORMAT!r}")
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            if found != PROBE_FORMAT:
+                raise ValueError(f"format is {found!r}, not {PROBE_FORMAT!r}")
             mean, scale, coef = (np.array(data[k], dtype=float) for k in ("mean", "scale", "coef"))
             if not (mean.shape == scale.shape == coef.shape and mean.ndim == 1):
                 raise ValueError("mean, scale and coef differ in length")
