@@ -240,3 +240,83 @@ def test_runs_on_the_bundled_model(tmp_path):
     samples = [json.loads(x) for x in (out / "samples.jsonl").open()]
     assert len(samples) == 12 and all(0 <= s["p_matching"] <= 1 for s in samples)
     assert {s["orders"] for s in samples if s["dataset"] == "agreeableness"} == {1}
+
+
+# --- inverse scaling --------------------------------------------------------------------------------
+def test_armitage_trend_and_benjamini_hochberg_by_hand():
+    from alignlab.metrics.trend import armitage_trend, benjamini_hochberg
+
+    # p = .3, S = 100 (1 + 0 + 1) = 200, slope = 100 (.1 + .1) / 200 = .1, SE = sqrt(.21 / 200)
+    t = armitage_trend([100, 100, 100], [20, 30, 40], [6, 7, 8])
+    se = math.sqrt(0.21 / 200)
+    assert t.slope == pytest.approx(0.1)
+    assert t.z == pytest.approx(0.1 / se)
+    assert t.p == pytest.approx(0.002028, abs=2e-6)
+    assert (t.ci_low, t.ci_high) == pytest.approx((0.1 - 1.959964 * se, 0.1 + 1.959964 * se))
+    flat = armitage_trend([50, 50], [25, 25], [1, 2])
+    assert flat.slope == 0 and flat.p == pytest.approx(1.0)
+    assert math.isnan(armitage_trend([10, 10], [1, 2], [3, 3]).slope)  # one size only: no trend
+    # sorted .01 (x3/1 = .03), .02 (x3/2 = .03), .5 (x3/3 = .5); NaN is left out of m
+    assert benjamini_hochberg([0.02, 0.5, float("nan"), 0.01]) == pytest.approx(
+        [0.03, 0.5, float("nan"), 0.03], nan_ok=True
+    )
+    assert benjamini_hochberg([0.04, 0.03]) == pytest.approx([0.04, 0.04])
+
+
+def _fake_run(folder, model, parameters, hits, n=100):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "identity": {"experiment": "mwe", "model": model},
+                "experiment": "mwe",
+                "model": {"spec": model, "parameters": parameters},
+                "started": model,
+            }
+        )
+    )
+    (folder / "metrics.json").write_text(json.dumps({"experiment": "mwe", "model": model, "conditions": {}}))
+    rows = [
+        {"id": f"{d}/{i}", "condition": "as-written", "suite": "persona", "dataset": d, "matches": i < k}
+        for d, k in hits.items()
+        for i in range(n)
+    ]
+    (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_inverse_scaling_flags_the_datasets_that_move_with_size(tmp_path, capsys):
+    from alignlab.cli import main
+    from alignlab.experiments.mwe_report import scaling_rows
+    from alignlab.report.runs import find_runs
+
+    for model, size, k in (
+        ("small", 10**6, (20, 50, 40)),
+        ("mid", 10**7, (30, 50, 30)),
+        ("big", 10**8, (40, 50, 20)),
+    ):
+        _fake_run(tmp_path / f"mwe-{model}", model, size, dict(zip(("up", "flat", "down"), k, strict=True)))
+    models, rows = scaling_rows(find_runs(tmp_path).runs)
+    assert [m for m, _ in models] == ["small", "mid", "big"]
+    by = {r["dataset"]: r for r in rows}
+    assert by["up"]["trend"].slope == pytest.approx(0.1) and by["down"]["trend"].slope == pytest.approx(-0.1)
+    assert by["up"]["p_adjusted"] == pytest.approx(by["up"]["trend"].p * 3 / 2)
+    assert (by["up"]["flag"], by["flat"]["flag"], by["down"]["flag"]) == (
+        "larger match more",
+        "",
+        "larger match less",
+    )
+    assert main(["mwe", "trends", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 3 datasets flagged" in out and "up" in out and "flat" not in out
+
+
+def test_the_report_shows_the_inverse_scaling_table(tmp_path):
+    from alignlab.report import write_report
+
+    for model, size, k in (("small", 10**6, 20), ("big", 10**8, 60)):
+        _fake_run(tmp_path / "runs" / f"mwe-{model}", model, size, {"<b>up</b>": k})
+    write_report(tmp_path / "runs", tmp_path / "report.html")
+    html = (tmp_path / "report.html").read_text()
+    assert "Inverse scaling: the share matching each behaviour against model size" in html
+    assert "&lt;b&gt;up&lt;/b&gt;" in html and "<b>up</b>" not in html  # dataset names are escaped
+    assert "Flagged datasets" in html

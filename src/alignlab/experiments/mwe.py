@@ -209,6 +209,16 @@ class MWE(Experiment):
             out[condition] = body
         return out
 
+    def add_commands(self, subparsers) -> None:
+        p = subparsers.add_parser("mwe", help="model-written evaluations across runs")
+        sub = p.add_subparsers(dest="mwe_command", metavar="COMMAND", required=True)
+        trends = sub.add_parser(
+            "trends", help="per dataset, the trend of the share matching with model size (a ladder's runs)"
+        )
+        trends.add_argument("runs", help="a folder holding mwe runs of two or more model sizes")
+        trends.add_argument("--all", action="store_true", help="every dataset, not only the flagged ones")
+        trends.set_defaults(func=_trends)
+
     def figures(self, metrics: dict, folder, samples: list[dict]):
         from alignlab.experiments._figures import save
         from alignlab.experiments.mwe_report import shares_figure
@@ -219,6 +229,31 @@ class MWE(Experiment):
         from alignlab.experiments.mwe_report import section
 
         return section(self.description)
+
+
+def _trends(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from alignlab.experiments.mwe_report import FDR, scaling_rows, scaling_table_rows
+    from alignlab.report.runs import find_runs
+
+    models, rows = scaling_rows(find_runs(args.runs).runs)
+    if not rows:
+        raise AlignlabError(
+            f"{args.runs}: no finished mwe runs of two or more model sizes with datasets in common"
+        )
+    headers, body = scaling_table_rows(models, rows)
+    shown = [b for b, r in zip(body, rows, strict=True) if args.all or r["flag"]]
+    table = Table(
+        *headers,
+        title=f"{sum(bool(r['flag']) for r in rows)} of {len(rows)} datasets flagged "
+        f"(Benjamini-Hochberg, FDR {FDR})",
+    )
+    for row in shown:
+        table.add_row(*row)
+    Console().print(table)
+    return 0
 
 
 def dataset_scores(rows: list[dict], seed: int, n_resamples: int) -> dict:

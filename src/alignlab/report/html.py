@@ -290,6 +290,7 @@ def _experiment(
     if section.description:
         out.append(f"<p>{_esc(section.description)}</p>")
     out.append(_scaling(part, section))
+    out.append(_across(section, [r for r in runs if r.complete], anchor))
     detailed = _newest([r for r in runs if r.complete], options.detail_runs)
     figures = [_figure(f.png, f.title, f.caption) for run in detailed for f in section.run_figures(run)]
     if figures:
@@ -301,6 +302,23 @@ def _experiment(
     out.append(_samples(runs, section, options, anchor))
     out.append("</section>")
     return Html("".join(out))
+
+
+def _across(section: Section, runs: list[Run], anchor: str) -> Html:
+    """What the section computes from all its runs together: figures, and tables escaped cell by cell."""
+    from alignlab.report.sections import Table
+
+    parts = []
+    for k, item in enumerate(section.across_runs(runs) if runs else []):
+        if isinstance(item, Table):
+            rows = [[_cell(v, num=isinstance(v, int | float)) for v in row] for row in item.rows]
+            parts.append(f"<h4>{_esc(item.title)}</h4>")
+            if item.caption:
+                parts.append(f'<p class="muted">{_esc(item.caption)}</p>')
+            parts.append(_table(f"across-{anchor}-{k}", item.headers, rows))
+        else:
+            parts.append(_figure(item.png, item.title, item.caption))
+    return Html("".join(parts))
 
 
 def _scaling(part: pd.DataFrame, section: Section) -> Html:

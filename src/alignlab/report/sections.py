@@ -44,6 +44,16 @@ class Figure:
     caption: str = ""
 
 
+@dataclass
+class Table:
+    """A table a Section computes across runs; the report escapes every cell."""
+
+    title: str
+    headers: tuple[str, ...]
+    rows: list[tuple]
+    caption: str = ""
+
+
 class Section:
     experiment = "*"
     title = "Other experiments"
@@ -91,6 +101,11 @@ class Section:
 
     def run_figures(self, run: Run) -> list[Figure]:
         """Figures of one finished run (the report places them in the experiment's section)."""
+        return []
+
+    def across_runs(self, runs: list[Run]) -> list[Figure | Table]:
+        """Figures and tables computed from all of the experiment's finished runs together (e.g. a trend
+        across model sizes); shown after the headline scaling figures."""
         return []
 
     def sample_value(self, sample: dict, key: str) -> Any:
