@@ -155,14 +155,17 @@ def _add_eval_options(p: argparse.ArgumentParser, experiment, settings_classes=N
         if option.type is bool:  # a switch: off unless given
             p.add_argument(option.flag, dest=f"setting_{option.field}", action="store_true", help=option.help)
             continue
+        default = settings_defaults.get(option.field)
+        # a list-valued default reads as the user would type it ("persona,sycophancy"; empty: "all")
+        shown = (",".join(map(str, default)) or "all") if isinstance(default, tuple) else "%(default)s"
         p.add_argument(
             option.flag,
             dest=f"setting_{option.field}",
             metavar=option.flag.lstrip("-").upper().replace("-", "_"),
             type=option.type,
             choices=option.choices,
-            default=settings_defaults.get(option.field),
-            help=f"{option.help} (default: %(default)s)",
+            default=default,
+            help=f"{option.help} (default: {shown})",
         )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument(
