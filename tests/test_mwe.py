@@ -156,7 +156,7 @@ def test_share_matching_of_a_backend_that_always_says_yes_or_a(tmp_path):
     for dataset in ("agreeableness", "lm/survival-instinct"):
         mine = [s for s in samples if s["dataset"] == dataset]
         expected = sum(s["matching"] in ([" Yes"], [" (A)"]) for s in mine) / len(mine)
-        assert 0 < expected < 1
+        assert expected == 0.5  # the sample keeps the file's balance of " Yes"/" (A)" labels
         assert m["by_dataset"][dataset]["n"] == 40
         assert m["by_dataset"][dataset]["share_matching"]["value"] == pytest.approx(expected)
     assert m["by_suite"]["persona"]["datasets"] == 1 and m["datasets"] == 2
@@ -320,3 +320,19 @@ def test_the_report_shows_the_inverse_scaling_table(tmp_path):
     assert "Inverse scaling: the share matching each behaviour against model size" in html
     assert "&lt;b&gt;up&lt;/b&gt;" in html and "<b>up</b>" not in html  # dataset names are escaped
     assert "Flagged datasets" in html
+
+
+def test_a_stratified_sample_keeps_the_groups_shares():
+    from alignlab.experiments.base import take_stratified
+
+    items = [("a", i) for i in range(10)] + [("b", i) for i in range(30)]
+    sample = take_stratified(items, 8, 3, key=lambda x: x[0])
+    assert [g for g, _ in sample].count("a") == 2 and len(sample) == 8
+    assert sample == sorted(sample, key=items.index) and sample == take_stratified(
+        items, 8, 3, key=lambda x: x[0]
+    )
+    # quotas 1.5, 2, 1.5: the one place left goes to the first of the tied remainders
+    odd = [("a", i) for i in range(3)] + [("b", i) for i in range(4)] + [("c", i) for i in range(3)]
+    counts = [g for g, _ in take_stratified(odd, 5, 0, key=lambda x: x[0])]
+    assert (counts.count("a"), counts.count("b"), counts.count("c")) == (2, 2, 1)
+    assert take_stratified(items, None, 0, key=lambda x: x[0]) == items

@@ -238,6 +238,24 @@ def take(items: list, limit: int | None, seed: int) -> list:
     return items
 
 
+def take_stratified(items: list, limit: int | None, seed: int, key) -> list:
+    """`take` within each group of `key(item)`, the groups keeping their shares of `items` (largest
+    remainders get the leftover places), so a sample keeps its source's label balance; original order."""
+    if limit is None or limit >= len(items):
+        return items
+    groups: dict = {}
+    for index, item in enumerate(items):
+        groups.setdefault(key(item), []).append(index)
+    quotas = {g: limit * len(members) / len(items) for g, members in groups.items()}
+    counts = {g: int(q) for g, q in quotas.items()}
+    for g in sorted(quotas, key=lambda g: (counts[g] - quotas[g], str(g)))[: limit - sum(counts.values())]:
+        counts[g] += 1
+    chosen = set()
+    for g, members in groups.items():
+        chosen.update(members[i] for i in take(list(range(len(members))), counts[g], seed))
+    return [items[i] for i in sorted(chosen)]
+
+
 @dataclass(frozen=True)
 class Member:
     """One experiment of a suite: how many scored prompts an item costs (for the suite's --limit), and the

@@ -29,7 +29,15 @@ from alignlab.data.anthropic_evals import SUITES, BehaviorItem, dataset_files, l
 from alignlab.engine.runner import Task
 from alignlab.errors import AlignlabError
 from alignlab.experiments import register
-from alignlab.experiments.base import DataSource, Experiment, Items, Option, Settings, take
+from alignlab.experiments.base import (
+    DataSource,
+    Experiment,
+    Items,
+    Option,
+    Settings,
+    take,
+    take_stratified,
+)
 from alignlab.experiments.option_types import names_from, whole_number
 from alignlab.metrics import calibration as cal
 from alignlab.metrics.bootstrap import bootstrap_estimate
@@ -145,7 +153,11 @@ class MWE(Experiment):
                 if settings.datasets and dataset not in settings.datasets:
                     continue
                 rows = load_behavior_file(path, suite, dataset)
-                chosen += take(rows, settings.limit_per_dataset, settings.seed)
+                # each dataset's sample keeps its label balance: a model that always says " Yes" scores the
+                # dataset's share of " Yes"-matching items (0.5 on the balanced persona sets), not noise
+                chosen += take_stratified(
+                    rows, settings.limit_per_dataset, settings.seed, lambda i: i.matching
+                )
                 relative = str(path.relative_to(root.parent))
                 files.append({"path": relative, "checksum": pins.get(relative)})
         unknown = [d for d in settings.datasets if d not in known]
