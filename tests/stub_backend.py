@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from alignlab.models.base import BackendBase, FeaturesResult, GenerateResult, ScoreResult
@@ -51,11 +54,33 @@ class StubBackend(BackendBase):
         return [FeaturesResult(vector=[_unit(self.spec, r.prompt, i) for i in range(4)]) for r in requests]
 
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "datasets"
 
 
-def run_stubbed(name: str, backend, out: Path, limit: int | None = None, bootstrap: int = 200, **settings):
-    """Run experiment `name` on `backend` into `out` with the shared datasets, no cache, no progress bar."""
+def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`alignlab ARGS` in a fresh process from the repository root, with the shared datasets."""
+    return subprocess.run(
+        [sys.executable, "-m", "alignlab.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ALIGNLAB_DATA_DIR": str(DATA), **(env or {})},
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def run_stubbed(
+    name: str,
+    backend,
+    out: Path,
+    limit: int | None = None,
+    bootstrap: int = 200,
+    data_files: tuple[str, ...] = (),
+    **settings,
+):
+    """Run experiment `name` on `backend` into `out` with the shared datasets (or `data_files`, as
+    --data-file), no cache, no progress bar."""
     from alignlab import experiments
     from alignlab.evaluate import RunOptions, run
     from alignlab.experiments import DataSource
@@ -65,7 +90,7 @@ def run_stubbed(name: str, backend, out: Path, limit: int | None = None, bootstr
         model=backend.spec,
         out=out,
         limit=limit,
-        data=DataSource(data_dir=str(DATA)),
+        data=DataSource(files=tuple(map(str, data_files))) if data_files else DataSource(data_dir=str(DATA)),
         use_cache=False,
         progress=False,
         bootstrap=bootstrap,

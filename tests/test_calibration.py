@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 import pytest
-from stub_backend import DATA, StubBackend, run_stubbed
+from stub_backend import DATA, StubBackend, run_cli, run_stubbed
 
 import alignlab.evaluate
 from alignlab.cli import main
@@ -249,23 +249,9 @@ def _questions(tmp_path, answers, name="mine"):
 
 
 def test_metrics_of_a_known_backend_are_the_hand_computed_ones(tmp_path):
-    from alignlab import experiments
-    from alignlab.evaluate import RunOptions, run
-    from alignlab.experiments import DataSource
-
     data = _questions(tmp_path, [0, 0, 1, 2, 0, 3, 1, 0])
-    experiment = experiments.get("calibration")
     backend = LetterBackend("letters")
-    opts = RunOptions(
-        model="letters",
-        out=tmp_path / "run",
-        data=DataSource(files=(str(data),)),
-        use_cache=False,
-        progress=False,
-        bootstrap=200,
-        backend=backend,
-    )
-    result = run(experiment, experiment.settings(conditions=("lettered", "nota"), shots=2), opts)
+    result = _run_file(tmp_path, backend, data, conditions=("lettered", "nota"), shots=2)
     m = result.metrics["conditions"]["lettered"]
     # predicted A with 0.7 everywhere; right on the 4 questions whose answer is A
     assert m["n"] == 8
@@ -304,22 +290,17 @@ def test_temperature_scaling_lowers_the_held_out_ece_of_an_overconfident_model(t
     assert t["nll_after"] < t["nll_before"]
 
 
-def _run_file(tmp_path, backend, data, **settings):
-    from alignlab import experiments
-    from alignlab.evaluate import RunOptions, run
-    from alignlab.experiments import DataSource
-
-    experiment = experiments.get("calibration")
-    opts = RunOptions(
-        model=backend.spec,
-        out=tmp_path / "run",
-        data=DataSource(files=(str(data),)),
-        use_cache=False,
-        progress=False,
-        bootstrap=100,
-        backend=backend,
+def _run_file(tmp_path, backend, data, conditions=("lettered",), shots=0, **settings):
+    """Calibration on `backend` over the question file `data` (as --data-file), into tmp_path/run."""
+    return run_stubbed(
+        "calibration",
+        backend,
+        tmp_path / "run",
+        data_files=(data,),
+        conditions=conditions,
+        shots=shots,
+        **settings,
     )
-    return run(experiment, experiment.settings(conditions=("lettered",), shots=0, **settings), opts)
 
 
 @needs_data
@@ -387,10 +368,6 @@ def test_the_report_has_the_calibration_section_and_reliability_figure(tmp_path)
 @pytest.mark.slow
 @needs_data
 def test_runs_on_the_bundled_model(tmp_path):
-    import os
-    import subprocess
-    import sys
-
     out = tmp_path / "run"
     args = [
         "--tasks",
@@ -402,13 +379,8 @@ def test_runs_on_the_bundled_model(tmp_path):
         "--conditions",
         "lettered,nota",
     ]
-    done = subprocess.run(
-        [sys.executable, "-m", "alignlab.cli", "eval", "calibration", "--out", str(out), "--no-progress"]
-        + ["--no-cache", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ALIGNLAB_DATA_DIR": str(DATA)},
-        timeout=900,
+    done = run_cli(
+        "eval", "calibration", "--out", str(out), "--no-progress", "--no-cache", *args, timeout=900
     )
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())["conditions"]

@@ -12,24 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from stub_backend import run_cli
 
 from alignlab.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets"
 needs_data = pytest.mark.skipif(not (DATA / "bbq").is_dir(), reason="../shared/datasets not found")
-
-
-def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "ALIGNLAB_DATA_DIR": str(DATA), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "alignlab.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-        cwd=ROOT,
-    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:

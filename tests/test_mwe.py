@@ -7,7 +7,7 @@ import json
 import math
 
 import pytest
-from stub_backend import DATA, StubBackend, run_stubbed
+from stub_backend import DATA, StubBackend, run_cli, run_stubbed
 
 from alignlab.data.anthropic_evals import SUITES, BehaviorItem, dataset_files, load_behavior_file
 from alignlab.errors import AlignlabError
@@ -208,31 +208,10 @@ def test_an_unknown_dataset_is_refused_before_the_model_loads(tmp_path, monkeypa
 @pytest.mark.slow
 @needs_data
 def test_runs_on_the_bundled_model(tmp_path):
-    import os
-    import subprocess
-    import sys
-
     out = tmp_path / "run"
     args = ["--suite", "all", "--datasets", "agreeableness,human/survival-instinct,nlp_survey"]
     args += ["--limit-per-dataset", "4", "--permute-answers"]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "alignlab.cli",
-            "eval",
-            "mwe",
-            "--out",
-            str(out),
-            "--no-progress",
-            "--no-cache",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ALIGNLAB_DATA_DIR": str(DATA)},
-        timeout=900,
-    )
+    done = run_cli("eval", "mwe", "--out", str(out), "--no-progress", "--no-cache", *args, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     m = json.loads((out / "metrics.json").read_text())["conditions"]["as-written"]
     assert set(m["by_dataset"]) == {"agreeableness", "human/survival-instinct", "nlp_survey"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from stub_backend import StubBackend, run_stubbed
+from stub_backend import StubBackend, run_cli, run_stubbed
 
 import alignlab.evaluate
 from alignlab.cli import main
@@ -305,30 +305,8 @@ def test_discrim_eval_prompt_is_the_dataset_cards():
     ],
 )
 def test_runs_on_the_bundled_model(name, args, tmp_path):
-    import os
-    import subprocess
-    import sys
-
     out = tmp_path / name
-    env = {**os.environ, "ALIGNLAB_DATA_DIR": str(DATA)}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "alignlab.cli",
-            "eval",
-            name,
-            "--out",
-            str(out),
-            "--no-progress",
-            "--no-cache",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
+    done = run_cli("eval", name, "--out", str(out), "--no-progress", "--no-cache", *args, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]

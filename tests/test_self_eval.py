@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 import pytest
-from stub_backend import DATA, StubBackend
+from stub_backend import DATA, StubBackend, run_cli, run_stubbed
 
 from alignlab.cli import main
 from alignlab.data.open_ended import load_gsm8k, load_lambada, load_triviaqa
@@ -198,28 +198,11 @@ class Oracle(StubBackend):
         ]
 
 
-def _run(name, tmp_path, backend, limit, **settings):
-    from alignlab import experiments
-    from alignlab.evaluate import RunOptions, run
-    from alignlab.experiments import DataSource
-
-    experiment = experiments.get(name)
-    opts = RunOptions(
-        model=backend.spec,
-        out=tmp_path / name,
-        limit=limit,
-        data=DataSource(data_dir=str(DATA)),
-        use_cache=False,
-        progress=False,
-        bootstrap=200,
-        backend=backend,
-    )
-    return run(experiment, experiment.settings(**settings), opts)
-
-
 def test_p_true_of_a_model_that_knows_its_right_answers(tmp_path):
     backend = Oracle("oracle")
-    result = _run("p-true", tmp_path, backend, 30, tasks=("arithmetic",), samples=3, shots=2)
+    result = run_stubbed(
+        "p-true", backend, tmp_path / "p-true", 30, tasks=("arithmetic",), samples=3, shots=2
+    )
     samples = [json.loads(line) for line in (tmp_path / "p-true" / "samples.jsonl").read_text().splitlines()]
     for condition in ("single", "brainstorm"):
         mine = [s for s in samples if s["condition"] == condition]
@@ -245,8 +228,18 @@ def test_p_true_of_a_model_that_knows_its_right_answers(tmp_path):
 
 
 def test_the_same_seed_samples_the_same_answers_for_p_true_and_p_ik(tmp_path):
-    a = _run("p-true", tmp_path, Oracle("o"), 4, tasks=("arithmetic",), samples=2, conditions=("single",))
-    b = _run("p-ik", tmp_path, Oracle("o"), 4, tasks=("arithmetic",), train_task="arithmetic", samples=2)
+    a = run_stubbed(
+        "p-true",
+        Oracle("o"),
+        tmp_path / "p-true",
+        4,
+        tasks=("arithmetic",),
+        samples=2,
+        conditions=("single",),
+    )
+    b = run_stubbed(
+        "p-ik", Oracle("o"), tmp_path / "p-ik", 4, tasks=("arithmetic",), train_task="arithmetic", samples=2
+    )
     assert a and b
     read = {
         name: {
@@ -260,10 +253,10 @@ def test_the_same_seed_samples_the_same_answers_for_p_true_and_p_ik(tmp_path):
 @needs_data
 def test_a_p_ik_probe_learns_what_the_features_know_and_predicts_from_the_cli(tmp_path, monkeypatch, capsys):
     backend = Oracle("oracle")
-    result = _run(
+    result = run_stubbed(
         "p-ik",
-        tmp_path,
         backend,
+        tmp_path / "p-ik",
         60,
         tasks=("arithmetic", "lambada"),
         train_task="arithmetic",
@@ -315,29 +308,8 @@ def test_a_bad_probe_file_is_one_line(tmp_path, capsys):
     ],
 )
 def test_runs_on_the_bundled_model(name, args, tmp_path):
-    import os
-    import subprocess
-    import sys
-
     out = tmp_path / name
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "alignlab.cli",
-            "eval",
-            name,
-            "--out",
-            str(out),
-            "--no-progress",
-            "--no-cache",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ALIGNLAB_DATA_DIR": str(DATA)},
-        timeout=900,
-    )
+    done = run_cli("eval", name, "--out", str(out), "--no-progress", "--no-cache", *args, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert samples and all(len(s["answers"]) == 2 and len(s["correct"]) == 2 for s in samples)
