@@ -145,7 +145,7 @@ def run(
         "conditions": experiment.metrics(samples, settings, seed=settings.seed, n_resamples=opts.bootstrap),
     }
     plots = experiment.figures(metrics["conditions"], folder.path, samples)
-    plots += experiment.artifacts(samples, settings, folder.path)
+    plots += experiment.artifacts(metrics["conditions"], samples, settings, folder.path)
     folder.finish(metrics)
     parameters = info.get("parameters")
     return EvalResult(

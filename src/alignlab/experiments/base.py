@@ -157,8 +157,9 @@ class Experiment:
         """Write the run's figures into `folder` from its metrics ({condition: ...}) and samples."""
         return []
 
-    def artifacts(self, samples: list[dict], settings: Settings, folder: Path) -> list[Path]:
-        """Write files other than figures into the run folder from its samples (a trained probe)."""
+    def artifacts(self, metrics: dict, samples: list[dict], settings: Settings, folder: Path) -> list[Path]:
+        """Write files other than figures into the run folder from its metrics ({condition: ...}) and
+        samples (a trained probe)."""
         return []
 
     def add_commands(self, subparsers) -> None:

@@ -134,7 +134,7 @@ class PIK(SelfEvalExperiment):
         train, held_out = split(rows, settings, seed)
         if not train:
             raise AlignlabError(f"p-ik: no {settings.train_task} questions to train the probe on")
-        probe = Probe.fit(train, settings, seed)
+        probe = Probe.fit(train)
         sets = {f"{settings.train_task} (held out)": held_out}
         sets |= {
             t: [s for s in rows if s["task"] == t]
@@ -154,14 +154,17 @@ class PIK(SelfEvalExperiment):
         body["by_task"] = by_task
         return {"probe": body}
 
-    def artifacts(self, samples: list[dict], settings: PIKSettings, folder: Path) -> list[Path]:
+    def artifacts(
+        self, metrics: dict, samples: list[dict], settings: PIKSettings, folder: Path
+    ) -> list[Path]:
         from alignlab.atomic import write_text_atomic
 
         train, _ = split([s for s in samples if s["condition"] == "probe"], settings, settings.seed)
         if not train:
             return []
+        probe = Probe.fit(train, c=metrics["probe"]["probe"]["C"])  # the penalty `metrics` cross-validated
         path = folder / "probe.json"
-        write_text_atomic(path, json.dumps(Probe.fit(train, settings, settings.seed).to_json(settings)))
+        write_text_atomic(path, json.dumps(probe.to_json(settings)))
         return [path]
 
     def add_commands(self, subparsers) -> None:
@@ -199,7 +202,8 @@ class Probe:
     c: float
 
     @classmethod
-    def fit(cls, rows: list[dict], settings: PIKSettings, seed: int) -> Probe:
+    def fit(cls, rows: list[dict], c: float | None = None) -> Probe:
+        """Fitted on `rows`; its penalty `c` chosen by grouped cross-validation unless given."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import log_loss
         from sklearn.model_selection import GroupKFold
@@ -218,8 +222,9 @@ class Probe:
             return LogisticRegression(C=c, max_iter=2000)
 
         folds = min(5, len(z))
-        c = 1e-2  # too few questions to cross-validate: a strong penalty
-        if folds >= 2:
+        if c is None and folds < 2:
+            c = 1e-2  # too few questions to cross-validate: a strong penalty
+        if c is None:
             losses = {}
             for candidate in CS:
                 total = 0.0
