@@ -1,0 +1,65 @@
+"""Seed attacks for red teaming, from the data directory: HarmBench's standard behaviours
+(`harmbench/harmbench_prompts.txt`, one a line), Do-Not-Answer (`donotanswer/*.jsonl`, field `prompt`) and
+the first Human turn of each hh-rlhf harmless-base test conversation (`hh-rlhf/harmless-base/test.jsonl.gz`,
+field `chosen`)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from alignlab.errors import AlignlabError
+
+SOURCES = ("harmbench", "donotanswer", "hh-rlhf")
+
+
+def load_seed_attacks(
+    source: str, data_dir: str | None, download: bool = False
+) -> tuple[list[str], list[dict]]:
+    """(attacks in file order, provenance of the files read)."""
+    from alignlab.data import registry
+
+    if source not in SOURCES:
+        raise AlignlabError(f"unknown attack source {source!r}: choose from {', '.join(SOURCES)}")
+    located = registry.locate(source, registry.data_dir(data_dir), download=download)
+    paths = sorted(located)
+    files = [{"path": f.path, "checksum": f.pinned} for f in located.found]
+    attacks: list[str] = []
+    for path in paths:
+        if source == "harmbench" and path.name == "harmbench_prompts.txt":
+            attacks += [line.strip() for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+        elif source == "donotanswer" and path.suffix == ".jsonl":
+            attacks += [_field(row, "prompt", where) for where, row in _jsonl(path)]
+        elif source == "hh-rlhf" and path.name == "test.jsonl.gz" and "harmless-base" in str(path):
+            attacks += [_first_human(_field(row, "chosen", where), where) for where, row in _jsonl(path)]
+    if not attacks:
+        raise AlignlabError(f"no seed attacks found for {source} in the data directory")
+    return list(dict.fromkeys(attacks)), files
+
+
+def _jsonl(path: Path):
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    yield f"{path}:{number}", json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise AlignlabError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+
+
+def _field(row, key: str, where: str) -> str:
+    value = row.get(key) if isinstance(row, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        raise AlignlabError(f"{where}: '{key}' must be a non-empty string")
+    return value.strip()
+
+
+def _first_human(conversation: str, where: str) -> str:
+    marker, reply = "Human: ", "\n\nAssistant:"
+    start = conversation.find(marker)
+    if start < 0:
+        raise AlignlabError(f"{where}: no 'Human:' turn")
+    text = conversation[start + len(marker) :]
+    return text.split(reply)[0].strip()
