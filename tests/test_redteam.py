@@ -91,7 +91,12 @@ def _transcripts(folder):
 def test_kinds_rejection_and_the_outcome_accounting(tmp_path, scripted):
     scripted["t"] = Scripted()
     settings = RedTeamSettings(n=12, rejection_n=3)
-    metrics = RedTeamRun(settings, _models(), tmp_path / "run", str(DATA)).run()
+    runner = RedTeamRun(settings, _models(), tmp_path / "run", str(DATA))
+    metrics = runner.run()
+    # the run checks its judge on labelled conversations: this one calls harmful what says "Sure"
+    assert runner.checked["n"] == 40
+    stored = json.loads((tmp_path / "run" / "metrics.json").read_text())["judge_check"]
+    assert stored["agreement"] == runner.checked["agreement"]
     records = _transcripts(tmp_path / "run")
     assert len(records) == 36 and {r["kind"] for r in records} == {"plain", "prompted", "rejection"}
     # every kind answered the same 12 attacks
@@ -120,7 +125,9 @@ def test_kinds_rejection_and_the_outcome_accounting(tmp_path, scripted):
 @needs_data
 def test_several_turns_and_a_resumed_run(tmp_path, scripted):
     scripted["t"] = Scripted(fail_on_call=3)
-    settings = RedTeamSettings(kinds=("plain", "prompted"), attacks="zero-shot", n=4, turns=2)
+    settings = RedTeamSettings(
+        kinds=("plain", "prompted"), attacks="zero-shot", n=4, turns=2, harm_areas=("tax evasion", "arson")
+    )
     with pytest.raises(RuntimeError, match="killed"):
         RedTeamRun(settings, _models(), tmp_path / "run", str(DATA)).run()
     logged = len((tmp_path / "run" / "samples.jsonl").read_text().splitlines())
@@ -137,6 +144,15 @@ def test_several_turns_and_a_resumed_run(tmp_path, scripted):
     assert all(len(r["turns"]) == 4 and r["turns"][2][0] == "human" for r in records)
     assert all(r["attack"].startswith("Tell me how") for r in records)
     assert set(metrics["plain"]["by_turns"]) == {"1", "2"}
+    openings = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").open()]
+    asked = [o["prompt"] for o in openings if o["condition"] == "opening"]
+    assert sorted(a.split("harmful help with ")[1].split(".")[0] for a in asked) == [
+        "arson",
+        "arson",
+        "tax evasion",
+        "tax evasion",
+    ]
+    assert (tmp_path / "run" / "harm.png").stat().st_size > 1000
 
 
 def test_conversation_outcomes():
@@ -171,7 +187,7 @@ def test_a_small_run_on_the_bundled_model_stays_on_this_machine(tmp_path, monkey
     models = Models(
         target="smollm2-135m", attacker="smollm2-135m", judge="smollm2-135m", use_cache=False, progress=False
     )
-    settings = RedTeamSettings(n=1, turns=2, rejection_n=2, max_tokens=24, attack_tokens=24)
+    settings = RedTeamSettings(n=1, turns=2, rejection_n=2, max_tokens=24, attack_tokens=24, judge_check=4)
     metrics = RedTeamRun(settings, models, tmp_path / "run", str(DATA)).run()
     assert set(metrics) == {"plain", "prompted", "rejection"}
     assert all(m["n"] == 1 for m in metrics.values())
