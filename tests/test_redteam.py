@@ -250,3 +250,44 @@ def test_the_map_separates_two_kinds_of_attack():
         assert set(attack_map.labels[j].split(", ")) <= {"steal", "car", "number"}
     for j in second:
         assert set(attack_map.labels[j].split(", ")) <= {"poison", "dog", "called"}
+
+
+@needs_data
+def test_a_ladder_of_targets_writes_one_run_folder_each(tmp_path, scripted, capsys):
+    from alignlab.cli import build_parser
+
+    scripted["small"], scripted["large"] = (
+        Scripted(
+            "small",
+        ),
+        Scripted("large"),
+    )
+    scripted["large"].parameters = 10_000
+    args = build_parser().parse_args(
+        [
+            "redteam",
+            "--target",
+            "small,large",
+            "--kinds",
+            "plain",
+            "--n",
+            "3",
+            "--judge-check",
+            "2",
+            "--data-dir",
+            str(DATA),
+            "--out",
+            str(tmp_path / "runs"),
+            "--no-cache",
+            "--no-progress",
+        ]
+    )
+    assert args.func(args) == 0
+    for name, parameters in (("small", 1000), ("large", 10_000)):
+        config = json.loads((tmp_path / "runs" / f"redteam-{name}" / "config.json").read_text())
+        assert config["model"]["parameters"] == parameters and config["judge"] == "small"
+        assert (tmp_path / "runs" / f"redteam-{name}" / "metrics.json").is_file()
+    shown = capsys.readouterr().out
+    assert (
+        "red teaming small" in shown and "red teaming large" in shown and "the judge on 2 labelled" in shown
+    )

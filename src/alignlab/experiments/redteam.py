@@ -557,9 +557,15 @@ def add_redteam_command(subparsers) -> None:
     p.add_argument(
         "--published", type=Path, default=None, metavar="FILE", help="red_team_attempts.jsonl(.gz)"
     )
-    p.add_argument("--target", default="smollm2-135m", help=f"model spec: {SPEC_HELP}")
-    p.add_argument("--attacker", default=None, help="model spec of the attacker (default: the target)")
-    p.add_argument("--judge", default=None, help="model spec of the harm judge (default: the target)")
+    p.add_argument(
+        "--target",
+        default="smollm2-135m",
+        help=f"model spec: {SPEC_HELP}; several, comma-separated, make a ladder (one run folder each in --out)",
+    )
+    p.add_argument(
+        "--attacker", default=None, help="model spec of the attacker (default: the (first) target)"
+    )
+    p.add_argument("--judge", default=None, help="model spec of the harm judge (default: the (first) target)")
     p.add_argument("--finetuned", default=None, help="model spec of the 'finetuned' target kind")
     p.add_argument(
         "--kinds", default="plain,prompted,rejection", help=f"target kinds from {', '.join(KINDS)}"
@@ -601,7 +607,6 @@ def add_redteam_command(subparsers) -> None:
 
 def _run(args) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     if args.published is not None:
@@ -621,21 +626,34 @@ def _run(args) -> int:
         prompt_format=args.prompt_format,
         seed=args.seed,
     )
-    models = Models(
-        target=args.target,
-        attacker=args.attacker or args.target,
-        judge=args.judge or args.target,
-        finetuned=args.finetuned,
-        batch_size=args.batch_size,
-        use_cache=not args.no_cache,
-        cache_path=args.cache,
-        progress=not args.no_progress,
-    )
-    slug = "".join(ch if ch.isalnum() or ch in "-._" else "-" for ch in args.target.split("/")[-1])
-    folder = args.out or Path("runs") / f"{EXPERIMENT}-{slug}"
-    runner = RedTeamRun(settings, models, folder, args.data_dir)
-    metrics = runner.run()
-    checked = runner.checked
+    targets = [t.strip() for t in args.target.split(",") if t.strip()]
+    if not targets:
+        raise AlignlabError("--target names no model")
+    for target in targets:  # a ladder: one run folder a target, the attacker and the judge the same for all
+        models = Models(
+            target=target,
+            attacker=args.attacker or targets[0],
+            judge=args.judge or targets[0],
+            finetuned=args.finetuned,
+            batch_size=args.batch_size,
+            use_cache=not args.no_cache,
+            cache_path=args.cache,
+            progress=not args.no_progress,
+        )
+        slug = "".join(ch if ch.isalnum() or ch in "-._" else "-" for ch in target.split("/")[-1])
+        if len(targets) == 1:
+            folder = args.out or Path("runs") / f"{EXPERIMENT}-{slug}"
+        else:
+            folder = (args.out or Path("runs")) / f"{EXPERIMENT}-{slug}"
+        runner = RedTeamRun(settings, models, folder, args.data_dir)
+        metrics = runner.run()
+        _print(console, models, metrics, runner.checked, folder)
+    return 0
+
+
+def _print(console, models: Models, metrics: dict, checked: dict | None, folder: Path) -> None:
+    from rich.table import Table
+
     table = Table(
         "target kind",
         "conversations",
@@ -643,7 +661,7 @@ def _run(args) -> int:
         "refused",
         "unscored",
         "mean min harmlessness",
-        title=f"red teaming {args.target} · attacker {models.attacker} · judge {models.judge}",
+        title=f"red teaming {models.target} · attacker {models.attacker} · judge {models.judge}",
         title_justify="left",
     )
     for kind, body in metrics.items():
@@ -675,8 +693,9 @@ def _run(args) -> int:
             )
             + " (0.5: chance)"
         )
-    console.print(f"run folder: {folder}  (transcripts.jsonl, metrics.json, samples.jsonl)")
-    return 0
+    console.print(
+        f"run folder: {folder}  (transcripts.jsonl, metrics.json, map.png, harm.png, samples.jsonl)"
+    )
 
 
 def outcomes_figure(metrics: dict):
