@@ -54,6 +54,35 @@ class StubBackend(BackendBase):
         return [FeaturesResult(vector=[_unit(self.spec, r.prompt, i) for i in range(4)]) for r in requests]
 
 
+class BagOfWords:
+    """A stand-in sentence embedder: unit word-count vectors over the texts' own vocabulary."""
+
+    name = "bag-of-words"
+
+    def __init__(self, spec=None):
+        pass
+
+    def embed(self, texts):
+        import numpy as np
+
+        vocabulary = sorted({w for t in texts for w in t.lower().split()})
+        vectors = np.array(
+            [[t.lower().split().count(w) for w in vocabulary] for t in texts], dtype=np.float32
+        )
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def scripted_models(monkeypatch) -> dict:
+    """Model specs resolve to the backends put in the returned dict, and sentence embeddings to BagOfWords."""
+    import alignlab.models
+    import alignlab.models.embeddings
+
+    backends: dict = {}
+    monkeypatch.setattr(alignlab.models.embeddings, "Embedder", BagOfWords)
+    monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **_: backends[spec])
+    return backends
+
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets"
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from stub_backend import DATA, StubBackend, run_cli, run_stubbed
+from stub_backend import DATA, StubBackend, run_cli, run_stubbed, scripted_models
 
 from alignlab.data.anthropic_evals import load_winogenerated
 from alignlab.errors import AlignlabError
@@ -184,29 +184,9 @@ class Scripted(StubBackend):
         return out
 
 
-class BagOfWords:
-    name = "bag-of-words"
-
-    def __init__(self, spec=None):
-        pass
-
-    def embed(self, texts):
-        vocabulary = sorted({w for t in texts for w in t.lower().split()})
-        vectors = np.array(
-            [[t.lower().split().count(w) for w in vocabulary] for t in texts], dtype=np.float32
-        )
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
 @pytest.fixture
 def scripted(monkeypatch):
-    import alignlab.models
-    import alignlab.models.embeddings
-
-    backends = {}
-    monkeypatch.setattr(alignlab.models.embeddings, "Embedder", BagOfWords)
-    monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **_: backends[spec])
-    return backends
+    return scripted_models(monkeypatch)
 
 
 def _models(**kw):

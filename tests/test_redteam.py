@@ -9,7 +9,7 @@ import math
 import socket
 
 import pytest
-from stub_backend import DATA, StubBackend, _unit
+from stub_backend import DATA, BagOfWords, StubBackend, _unit, scripted_models
 
 from alignlab.errors import AlignlabError
 from alignlab.experiments.redteam import (
@@ -68,15 +68,7 @@ class Scripted(StubBackend):
 
 @pytest.fixture
 def scripted(monkeypatch):
-    from test_mwe_generate import BagOfWords
-
-    import alignlab.models
-    import alignlab.models.embeddings
-
-    backends = {}
-    monkeypatch.setattr(alignlab.models.embeddings, "Embedder", BagOfWords)
-    monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **_: backends[spec])
-    return backends
+    return scripted_models(monkeypatch)
 
 
 def _models(**kw):
@@ -236,8 +228,6 @@ def test_class_tfidf_labels_name_each_cluster_by_its_own_words():
 
 
 def test_the_map_separates_two_kinds_of_attack():
-
-    from test_mwe_generate import BagOfWords
 
     from alignlab.experiments.attack_map import build_map
 
