@@ -322,3 +322,19 @@ def test_a_stratified_sample_keeps_the_groups_shares():
     counts = [g for g, _ in take_stratified(odd, 5, 0, key=lambda x: x[0])]
     assert (counts.count("a"), counts.count("b"), counts.count("c")) == (2, 2, 1)
     assert take_stratified(items, None, 0, key=lambda x: x[0]) == items
+
+
+@needs_data
+def test_every_jsonl_file_under_anthropic_evals_is_read_by_a_loader():
+    from alignlab.data.jsonl import read_jsonl
+
+    files = sorted(ROOT.rglob("*.jsonl"))
+    assert len(files) == 188
+    for path in files:
+        if path.name == "winogenerated_occupations.jsonl":
+            rows = [row for _, row in read_jsonl(path)]
+            assert len(rows) == 299 and all(isinstance(r["BLS_percent_women_2019"], float) for r in rows)
+        elif path.parent.name == "winogenerated":
+            assert len(load_suite_file(path, "winogenerated", path.stem)) == 2990
+        else:  # persona, both advanced-ai-risk sets and their few-shot prompts, sycophancy
+            assert load_behavior_file(path, "any", path.stem)
