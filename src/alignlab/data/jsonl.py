@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -13,7 +14,11 @@ def read_jsonl(path: Path) -> list[tuple[str, dict]]:
     is an AlignlabError naming the file (and line)."""
     try:
         # split on "\n" only: str.splitlines also breaks at U+2028 and the like inside JSON strings
-        lines = path.read_text(encoding="utf-8-sig").split("\n")
+        if path.suffix == ".gz":  # e.g. hh-rlhf's harmless-base/test.jsonl.gz
+            with gzip.open(path, "rt", encoding="utf-8-sig") as handle:
+                lines = handle.read().split("\n")
+        else:
+            lines = path.read_text(encoding="utf-8-sig").split("\n")
     except UnicodeDecodeError as e:
         raise AlignlabError(f"{path}: not UTF-8 text ({e})") from None
     rows = []

@@ -5,10 +5,7 @@ field `chosen`)."""
 
 from __future__ import annotations
 
-import gzip
-import json
-from pathlib import Path
-
+from alignlab.data.jsonl import read_jsonl
 from alignlab.errors import AlignlabError
 
 SOURCES = ("harmbench", "donotanswer", "hh-rlhf")
@@ -30,23 +27,12 @@ def load_seed_attacks(
         if source == "harmbench" and path.name == "harmbench_prompts.txt":
             attacks += [line.strip() for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
         elif source == "donotanswer" and path.suffix == ".jsonl":
-            attacks += [_field(row, "prompt", where) for where, row in _jsonl(path)]
+            attacks += [_field(row, "prompt", where) for where, row in read_jsonl(path)]
         elif source == "hh-rlhf" and path.name == "test.jsonl.gz" and "harmless-base" in str(path):
-            attacks += [_first_human(_field(row, "chosen", where), where) for where, row in _jsonl(path)]
+            attacks += [_first_human(_field(row, "chosen", where), where) for where, row in read_jsonl(path)]
     if not attacks:
         raise AlignlabError(f"no seed attacks found for {source} in the data directory")
     return list(dict.fromkeys(attacks)), files
-
-
-def _jsonl(path: Path):
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    yield f"{path}:{number}", json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise AlignlabError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
 
 
 def _field(row, key: str, where: str) -> str:

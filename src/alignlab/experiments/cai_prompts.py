@@ -19,8 +19,6 @@
 
 from __future__ import annotations
 
-import math
-
 FEEDBACK_OPENING = "\n\nConsider the following conversation between a human and an assistant:\n\n"
 FEEDBACK_ANSWER = "\n\nThe answer is:"
 OPTIONS = (" (A)", " (B)")
@@ -43,9 +41,9 @@ def critique_revision_prompts(context: str, critique_request: str, critique: str
 
 def p_first(logprob_a: float, logprob_b: float) -> float:
     """P(" (A)") normalised over the two options."""
-    top = max(logprob_a, logprob_b)
-    a, b = math.exp(logprob_a - top), math.exp(logprob_b - top)
-    return a / (a + b)
+    from alignlab.metrics.calibration import softmax_rows
+
+    return float(softmax_rows([[logprob_a, logprob_b]])[0][0])
 
 
 def order_averaged(p_a_first_order: float, p_a_swapped_order: float) -> float:
