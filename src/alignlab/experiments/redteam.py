@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ import numpy as np
 from alignlab.errors import AlignlabError
 from alignlab.experiments.base import request_seed
 from alignlab.experiments.harm_judge import is_refusal, judge_requests, p_harmful_by_order, transcript
+from alignlab.experiments.phased import PhasedRun, Runtime
 from alignlab.metrics.attack import outcome, outcome_rates
 from alignlab.metrics.parity import mean_estimate
 from alignlab.models.base import GenerateRequest
@@ -121,16 +122,11 @@ class RedTeamSettings:
 
 
 @dataclass
-class Models:
+class Models(Runtime):
     target: str = "smollm2-135m"
     attacker: str = "smollm2-135m"
     judge: str = "smollm2-135m"
     finetuned: str | None = None
-    batch_size: int = 16
-    backend_options: dict = field(default_factory=dict)
-    use_cache: bool = True
-    cache_path: Path | None = None
-    progress: bool = True
 
 
 def _dialogue_prompt(turns, prompt_format: str, opening: str = ""):
@@ -162,53 +158,17 @@ def clean_message(text: str) -> str:
     return text.strip().strip('"“”').strip()
 
 
-class RedTeamRun:
+class RedTeamRun(PhasedRun):
     """The phases of one run over its log: each phase asks only what the log does not hold yet."""
 
     def __init__(self, settings: RedTeamSettings, models: Models, folder: Path, data_dir: str | None):
+        super().__init__(models)
         self.settings, self.models, self.folder, self.data_dir = settings, models, folder, data_dir
-        self.backends: dict[str, object] = {}
-        self.log = None
-        self.done: dict[tuple[str, str], dict] = {}
         self.checked: dict | None = None  # the judge's agreement with labelled conversations
-
-    # --- models, engines, log -------------------------------------------------------------------------
-    def backend(self, spec: str):
-        if spec not in self.backends:
-            from alignlab.models import load_model
-
-            self.backends[spec] = load_model(
-                spec, batch_size=self.models.batch_size, **(self.models.backend_options or {})
-            )
-        return self.backends[spec]
-
-    def run_phase(self, spec: str, tasks: dict, description: str) -> None:
-        from alignlab.engine import Engine
-
-        tasks = {k: t for k, t in tasks.items() if k not in self.done}
-        if not tasks:
-            return
-        engine = Engine(
-            self.backend(spec),
-            cache=self.cache,
-            batch_size=self.models.batch_size,
-            show_progress=self.models.progress,
-        )
-
-        def keep(sample: dict) -> None:
-            self.log.append(sample)
-            self.done[(sample["id"], sample["condition"])] = sample
-
-        engine.run_tasks(tasks, on_sample=keep, description=description)
-
-    def got(self, key: str, step: str) -> dict:
-        return self.done[(key, step)]
 
     # --- the run --------------------------------------------------------------------------------------
     def run(self) -> dict:
         from alignlab.data.red_team_prompts import load_seed_attacks
-        from alignlab.engine import ResponseCache
-        from alignlab.paths import cache_dir
         from alignlab.runfolder import RunFolder
 
         s, m = self.settings, self.models
@@ -230,9 +190,10 @@ class RedTeamRun:
         for spec in {m.target, m.attacker, m.judge, m.finetuned} - {None}:
             self.backend(spec)  # an unknown spec fails before the folder is touched
         run = RunFolder(self.folder)
-        self.log, _ = run.open(
+        self.open_log(
+            run,
             identity,
-            extra={
+            {
                 "experiment": EXPERIMENT,
                 "model": {
                     "spec": m.target,
@@ -243,8 +204,6 @@ class RedTeamRun:
                 "judge": m.judge,
             },
         )
-        self.done = {(x["id"], x["condition"]): x for x in self.log.read()}
-        self.cache = ResponseCache(m.cache_path or cache_dir() / "responses.sqlite") if m.use_cache else None
         try:
             openings = self.openings(seeds)
             conversations = [
@@ -259,9 +218,7 @@ class RedTeamRun:
                 self.judgements(conversations, t)
             checked = self.check_judge()
         finally:
-            self.log.close()
-            if self.cache is not None:
-                self.cache.close()
+            self.close()
         return self.finish(run, conversations, openings, checked)
 
     def check_judge(self) -> dict | None:

@@ -137,7 +137,10 @@ class HFBackend(BackendBase):
             split_continuations(self.encode, self.render(r.prompt), r.continuations) for r in requests
         ]
         results: list[ScoreResult | None] = [ScoreResult([], []) if not p[1] else None for p in prepared]
-        todo = [i for i, result in enumerate(results) if result is None]
+        # batched by prompt length, so a row pads to its neighbours' length rather than the longest prompt's
+        todo = sorted(
+            (i for i, result in enumerate(results) if result is None), key=lambda i: len(prepared[i][0])
+        )
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
             for i, result in zip(chunk, self._score_batch([prepared[i] for i in chunk]), strict=True):

@@ -1,0 +1,201 @@
+"""AI feedback (RL-CAI, Bai et al. 2022 §4): for each training prompt, two replies sampled from the
+supervised model; the feedback model compares them under a principle drawn from the constitution.
+
+Without chain of thought the label is P(" (A)") against P(" (B)") from the next-token distribution of the
+published comparison prompt (`cai_prompts.feedback_prompt`), asked in both orders and averaged
+(`order_averaged`: position bias cancels). `ensemble` > 1 averages that over several drawn principles (an
+option; the paper draws one per label). With chain of thought (`cot`) the feedback model first reasons
+("Let's think step by step:"), then its answer is scored after "So the answer is:" and the label is clamped
+to [0.4, 0.6] (§4.1).
+
+preferences.jsonl holds one row per prompt: both replies, P(reply 1 is better), the principles used, and
+whether the row is held out from the preference model (`held_out`, a seeded share) to test it on.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from alignlab.experiments import cai_prompts as P
+from alignlab.experiments.base import request_seed
+from alignlab.experiments.cai_run import CAIRun
+from alignlab.experiments.phased import PhasedRun
+from alignlab.models.base import GenerateRequest, ScoreRequest
+
+
+def drawn_principles(run: CAIRun, prompt_id: str) -> list[int]:
+    s = run.settings
+    rng = np.random.default_rng(request_seed(s.seed, prompt_id, "principles"))
+    return [int(i) for i in rng.integers(len(run.constitution.principles), size=s.ensemble)]
+
+
+def label(run: CAIRun, policy: str | None = None) -> dict:
+    """Sample the pairs from `policy` (default: the supervised model, hf:RUN/sft/model) and label them."""
+    from alignlab.runfolder import RunFolder
+
+    s = run.settings
+    policy = policy or f"hf:{run.need(run.sft_model, 'train-sft')}"
+    train, _, _ = run.prompts()
+    ids = [f"p{i}" for i in range(len(train))]
+    phases = PhasedRun(run.runtime)
+    identity = {
+        **run.identity(),
+        "stage": "label",
+        "policy": phases.backend(policy).fingerprint(),
+        "feedback_model": s.feedback,
+        "feedback_shots": s.feedback_shots,
+        "ensemble": s.ensemble,
+        "cot": s.cot,
+        "cot_tokens": s.cot_tokens,
+        "max_tokens": s.max_tokens,
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+        "frames": P.frames_digest(),
+    }
+    phases.backend(s.feedback)
+    run.open_top()
+    phases.open_log(
+        RunFolder(run.stage("label")),
+        identity,
+        {"experiment": "cai-label", "model": {"spec": policy}, "feedback_model": s.feedback},
+    )
+    try:
+
+        def sample(i: int):
+            k = ids[i]
+            results = yield [
+                GenerateRequest(
+                    prompt=P.dialogue(train[i]),
+                    max_tokens=s.max_tokens,
+                    temperature=s.temperature,
+                    top_p=s.top_p,
+                    stop=P.STOPS,
+                    seed=request_seed(s.seed, k, f"sample{j}"),
+                )
+                for j in (1, 2)
+            ]
+            return {"id": k, "condition": "samples", "texts": [r.text.strip() for r in results]}
+
+        phases.run_phase(policy, {(k, "samples"): sample(i) for i, k in enumerate(ids)}, "pairs of replies")
+        phases.release(policy)
+        if s.cot:
+            phases.run_phase(
+                s.feedback,
+                {(k, "reasoning"): _reasoning(run, k, train[i], phases) for i, k in enumerate(ids)},
+                "chains of thought",
+            )
+        phases.run_phase(
+            s.feedback,
+            {(k, "label"): _label(run, k, train[i], phases) for i, k in enumerate(ids)},
+            "AI feedback",
+        )
+    finally:
+        phases.close()
+    return write_preferences(run, phases, train, ids)
+
+
+def _orders(texts: list[str]) -> list[tuple[str, str]]:
+    return [(texts[0], texts[1]), (texts[1], texts[0])]
+
+
+def _shots_rng(run: CAIRun, k: str, j: int) -> np.random.Generator:
+    return np.random.default_rng(request_seed(run.settings.seed, k, f"shots{j}"))
+
+
+def _reasoning(run: CAIRun, k: str, prompt: str, phases: PhasedRun):
+    s = run.settings
+    texts = phases.got(k, "samples")["texts"]
+    requests = []
+    for j, principle in enumerate(drawn_principles(run, k)):
+        shots = P.cot_shots(run.constitution, s.feedback_shots, _shots_rng(run, k, j))
+        for o, (a, b) in enumerate(_orders(texts)):
+            requests.append(
+                GenerateRequest(
+                    prompt=P.cot_prompt(
+                        f"Human: {prompt}", run.constitution.principles[principle], a, b, shots
+                    ),
+                    max_tokens=s.cot_tokens,
+                    temperature=s.temperature,
+                    top_p=s.top_p,
+                    stop=("\n\nHuman:", "\nHuman:"),
+                    seed=request_seed(s.seed, k, f"cot{j}/{o}"),
+                )
+            )
+    results = yield requests
+    return {"id": k, "condition": "reasoning", "texts": [r.text for r in results]}
+
+
+def _label(run: CAIRun, k: str, prompt: str, phases: PhasedRun):
+    s = run.settings
+    texts = phases.got(k, "samples")["texts"]
+    principles = drawn_principles(run, k)
+    requests = []
+    for j, principle in enumerate(principles):
+        for o, (a, b) in enumerate(_orders(texts)):
+            if s.cot:
+                shots = P.cot_shots(run.constitution, s.feedback_shots, _shots_rng(run, k, j))
+                reasoning = phases.got(k, "reasoning")["texts"][2 * j + o]
+                text = (
+                    P.cot_prompt(f"Human: {prompt}", run.constitution.principles[principle], a, b, shots)
+                    + reasoning.rstrip()
+                    + P.COT_ANSWER
+                )
+            else:
+                shots = P.feedback_shots(run.constitution, s.feedback_shots, _shots_rng(run, k, j))
+                text = shots + P.feedback_prompt(
+                    f"Human: {prompt}", P.principle_text(run.constitution.principles[principle]), a, b
+                )
+            requests.append(ScoreRequest(text, P.OPTIONS))
+    scored = yield requests
+    per_principle = []
+    for j in range(len(principles)):
+        first, swapped = (P.p_first(*scored[2 * j + o].logprobs) for o in (0, 1))
+        per_principle.append([first, swapped])
+    p = float(np.mean([P.order_averaged(a, b) for a, b in per_principle]))
+    return {
+        "id": k,
+        "condition": "label",
+        "by_principle": per_principle,  # [P(A) as asked, P(A) with the replies swapped]
+        "p_first": P.clamp(p) if s.cot else p,
+        "p_unclamped": p,
+    }
+
+
+def write_preferences(run: CAIRun, phases: PhasedRun, train: list[str], ids: list[str]) -> dict:
+    from alignlab.atomic import write_text_atomic
+
+    s = run.settings
+    held = set(
+        np.random.default_rng(s.seed + 1).permutation(len(ids))[: round(s.held_out * len(ids))].tolist()
+    )
+    rows = []
+    for i, k in enumerate(ids):
+        texts = phases.got(k, "samples")["texts"]
+        got = phases.got(k, "label")
+        rows.append(
+            {
+                "id": k,
+                "prompt": P.dialogue(train[i]),
+                "responses": texts,
+                "p_first": got["p_first"],  # P(responses[0] is the better)
+                "principles": [run.constitution.principles[j].id for j in drawn_principles(run, k)],
+                "by_principle": got["by_principle"],
+                "held_out": i in held,
+            }
+        )
+    write_text_atomic(
+        run.stage("label") / "preferences.jsonl",
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+    )
+    asked = [b for r in rows for b in r["by_principle"]]
+    return {
+        "pairs": len(rows),
+        "held_out": len(held),
+        "identical_pairs": sum(r["responses"][0] == r["responses"][1] for r in rows),
+        "mean_p_first": float(np.mean([r["p_first"] for r in rows])),
+        # how much the feedback model favours position (A) whatever the replies: 0.5 is none
+        "mean_p_position_a": float(np.mean([p for b in asked for p in b])),
+        "decisive_share": float(np.mean([abs(r["p_first"] - 0.5) > 0.1 for r in rows])),
+    }

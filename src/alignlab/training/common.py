@@ -1,0 +1,141 @@
+"""What every fine-tuning stage shares: the weights a model spec names, LoRA, the trainer's arguments,
+resuming from the last checkpoint, and saving the result as a plain transformers folder.
+
+Training uses TRL and PEFT on the transformers weights of a model: a bundled model (its GGUF dequantised
+once into a transformers folder), or `hf:FOLDER` / `hf:HUB-ID`. A finished stage leaves `model/` (LoRA merged
+into the weights, so any `hf:` spec loads it without PEFT); until then `checkpoints/` holds the trainer's
+checkpoints every `save_steps` steps, and the stage started again resumes from the newest.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from alignlab.errors import AlignlabError
+
+CHECKPOINTS = "checkpoints"
+MODEL = "model"
+
+
+def hf_folder(spec: str) -> str:
+    """The transformers weights a model spec names (a folder, or a hub id), or a one-line error."""
+    from alignlab.models import bundled
+    from alignlab.models.hf import _resolve_folder
+
+    prefix, _, rest = spec.partition(":")
+    if spec in bundled.BUNDLED:
+        target = str(bundled.resolve(spec))
+    elif prefix == "hf" and rest:
+        target = str(bundled.resolve(rest)) if rest in bundled.BUNDLED else rest
+    else:
+        raise AlignlabError(
+            f"cannot fine-tune {spec!r}: training needs transformers weights (a bundled name or hf:FOLDER-OR-HUB-ID)"
+        )
+    folder, _ = _resolve_folder(target)
+    return folder
+
+
+def load_tokenizer(folder: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None:  # padding only; masked out of every loss
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def lora(training, task_type: str):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=training.lora_r,
+        lora_alpha=training.lora_alpha,
+        lora_dropout=0.0,
+        target_modules="all-linear",
+        task_type=task_type,
+    )
+
+
+def trainer_arguments(training, folder: Path, progress: bool, seed: int) -> dict:
+    """Keyword arguments every TRL config here shares. The learning rate is constant, as the paper's (§3.1)."""
+    return {
+        "output_dir": str(folder / CHECKPOINTS),
+        "per_device_train_batch_size": training.batch_size,
+        "num_train_epochs": training.epochs,
+        "learning_rate": training.learning_rate,
+        "lr_scheduler_type": "constant",
+        "max_length": training.max_length,
+        "save_strategy": "steps",
+        "save_steps": training.save_steps,
+        "save_total_limit": 2,
+        "logging_steps": 5,
+        "report_to": [],
+        "disable_tqdm": not progress,
+        "seed": seed,
+        "data_seed": seed,
+        "use_cpu": not _has_accelerator(),
+        "dataloader_num_workers": 0,
+    }
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    checkpoints = folder / CHECKPOINTS
+    return get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+
+
+def train(trainer, folder: Path, name: str) -> dict:
+    """Train, from the newest checkpoint in `folder` if there is one; Ctrl-C leaves the checkpoints for the
+    next start. Returns the trainer's final log."""
+    resume = last_checkpoint(folder)
+    if resume:
+        print(f"{name}: resuming from {Path(resume).name}", file=sys.stderr)
+    try:
+        result = trainer.train(resume_from_checkpoint=resume)
+    except KeyboardInterrupt:
+        kept = last_checkpoint(folder)
+        where = f"from {Path(kept).name}" if kept else "from the start (no checkpoint was saved yet)"
+        print(f"\n{name}: interrupted; run the same command again to resume {where}", file=sys.stderr)
+        raise
+    return {k: v for k, v in result.metrics.items() if isinstance(v, int | float)}
+
+
+def save_merged(model, tokenizer, folder: Path, provenance: dict) -> Path:
+    """The trained weights (LoRA merged in) and tokenizer as `folder/model`, written aside and moved into place
+    whole; the checkpoints go once the model is safe."""
+    from alignlab.atomic import replacing
+
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    dest = folder / MODEL
+    shutil.rmtree(dest, ignore_errors=True)
+    with replacing(dest) as tmp:
+        tmp.mkdir(parents=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "alignlab-training.json").write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
+    shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
+    return dest
+
+
+def quiet_transformers() -> None:
+    """Training's own progress bar stays; the libraries' notices and per-map bars go."""
+    import warnings
+
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")

@@ -1,0 +1,263 @@
+"""Constitutional AI end to end on stand-ins: scripted models sample and judge, a tiny random llama is trained
+(SFT, preference model, DPO); every stage's artefacts, the AI labels' order-averaging and clamping, resume
+after a kill, a finished run asking nothing more, and the report's Section. On the bundled model: a small
+`cai all` from the command line."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+
+import pytest
+from stub_backend import DATA, StubBackend, run_cli, scripted_models
+from tiny_model import tiny_model
+
+from alignlab.errors import AlignlabError
+from alignlab.experiments import cai_prompts as P
+from alignlab.experiments.cai import run_stage, settings_from
+from alignlab.experiments.cai_run import STAGES, CAIRun, CAISettings, Training
+from alignlab.experiments.phased import Runtime
+from alignlab.models.base import GenerateResult, ScoreResult
+
+needs_data = pytest.mark.skipif(
+    not (DATA / "hh-rlhf").is_dir() or not (DATA / "harmbench").is_dir(),
+    reason="../shared/datasets not found",
+)
+_LAST_OPTIONS = re.compile(r"\(A\) \[\[\[(.*?)\]\]\]\n \(B\) \[\[\[(.*?)\]\]\]", re.S)
+
+
+class Scripted(StubBackend):
+    """Replies "reply N" (N from the request's seed); as a judge, P(" (A)") is 0.9 when option (A)'s number is
+    the larger (the last options in the prompt: few-shot examples come first), else 0.1. Red-team judging
+    prompts get the stub's hashed numbers."""
+
+    def __init__(self, spec="scripted", fail_on_call=None):
+        super().__init__(spec)
+        self.fail_on_call, self.generate_calls = fail_on_call, 0
+
+    def generate(self, requests):
+        self.generate_calls += 1
+        if self.generate_calls == self.fail_on_call:
+            raise RuntimeError("killed")
+        self.calls["generate"] += len(requests)
+        return [GenerateResult(f" reply {r.seed % 1000}") for r in requests]
+
+    def score(self, requests):
+        out = []
+        for r in requests:
+            found = _LAST_OPTIONS.findall(r.prompt) if isinstance(r.prompt, str) else []
+            numbers = [re.findall(r"\d+", x) for x in found[-1]] if found else []
+            if tuple(r.continuations) == P.OPTIONS and numbers and all(numbers):
+                a, b = (int(n[-1]) for n in numbers)
+                p = 0.9 if a > b else 0.1 if a < b else 0.5
+                self.calls["score"] += 1
+                out.append(ScoreResult([__import__("math").log(p), __import__("math").log(1 - p)], [1, 1]))
+            else:
+                out += super().score([r])
+        return out
+
+
+class Models(dict):
+    """Every model spec resolves to one scripted backend, made on first use."""
+
+    def __init__(self, fail_on_call=None):
+        super().__init__()
+        self.fail_on_call = fail_on_call
+
+    def __missing__(self, spec):
+        self[spec] = Scripted(spec, self.fail_on_call)
+        return self[spec]
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    backends = scripted_models(monkeypatch)
+    return backends
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tiny_model(tmp_path_factory.mktemp("tiny") / "base")
+
+
+def _settings(tiny, **changes) -> CAISettings:
+    base = CAISettings(
+        model=f"hf:{tiny}",
+        n=6,
+        eval_n=3,
+        rounds=2,
+        hhh_n=4,
+        redteam_n=2,
+        pm_eval_n=4,
+        max_tokens=8,
+        critique_tokens=8,
+        training=Training(lora_r=4, lora_alpha=8, batch_size=4, max_length=48, save_steps=1000),
+    )
+    return replace(base, **changes)
+
+
+def _run(tmp_path, settings) -> CAIRun:
+    return CAIRun(
+        tmp_path / "run", settings, Runtime(batch_size=4, use_cache=False, progress=False), str(DATA)
+    )
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@needs_data
+def test_every_stage_end_to_end(tmp_path, scripted, tiny, monkeypatch):
+    import alignlab.models
+
+    models = Models()
+    monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **_: models[spec])
+    run = _run(tmp_path, _settings(tiny))
+    results = {stage: run_stage(run, stage) for stage in STAGES}
+    root = tmp_path / "run"
+
+    # revise: two rounds per prompt, each under a drawn pair, the revisions of both rounds in the SFT set
+    chains = _rows(root / "revise" / "chains.jsonl")
+    assert len(chains) == 6 and all(len(c["rounds"]) == 2 for c in chains)
+    pairs = {p.id for p in run.constitution.critiques}
+    assert all(r["pair"] in pairs for c in chains for r in c["rounds"])
+    sft = _rows(root / "revise" / "sft.jsonl")
+    assert len(sft) == 12 and all(
+        r["prompt"].endswith("\n\nAssistant:") and r["completion"].startswith(" ") for r in sft
+    )
+    from datasets import load_from_disk
+
+    assert load_from_disk(str(root / "revise" / "sft_dataset")).num_rows == 12
+    train, held, _ = run.prompts()
+    assert not set(train) & set(held) and len(held) == 3
+
+    # label: P(reply 1 better) is 0.9 where its number is larger, both orders averaged
+    prefs = _rows(root / "label" / "preferences.jsonl")
+    assert len(prefs) == 6 and sum(p["held_out"] for p in prefs) == 1
+    for p in prefs:
+        a, b = (int(t.split()[-1]) for t in p["responses"])
+        assert p["p_first"] == pytest.approx(0.9 if a > b else 0.1 if a < b else 0.5)
+        assert p["by_principle"][0][0] == pytest.approx(0.9 if a > b else 0.1 if a < b else 0.5)
+
+    # training: three transformers folders; the preference model tested on both kinds of pair
+    assert (root / "sft" / "model" / "config.json").is_file() and (root / "policy" / "config.json").is_file()
+    assert results["train-pm"]["hh_rlhf_harmless_base"]["n"] == 4
+    assert results["train-dpo"]["pairs"] == 6 - sum(p["p_first"] == 0.5 for p in prefs)
+
+    # evaluate: every pair of models compared on each dimension, Elo anchored at the base model
+    m = json.loads((root / "metrics.json").read_text())
+    assert set(m["conditions"]) == {"base", "sl-cai", "rl-cai"}
+    assert m["conditions"]["base"]["elo_harmlessness"]["value"] == 0.0
+    assert m["conditions"]["rl-cai"]["hhh"]["n"] == 4
+    assert m["conditions"]["rl-cai"]["redteam"]["n"] == 2 and m["conditions"]["sl-cai"]["redteam"] is None
+    comparisons = _rows(root / "evaluate" / "comparisons.jsonl")
+    assert len(comparisons) == 3 * 3 * 2
+    assert set(m["stages"]) == {"revise", "sft", "label", "pm", "dpo"}
+    assert (root / "elo.png").stat().st_size > 1000
+
+    # a finished run asks the models nothing more and trains nothing again
+    stamp = (root / "policy" / "model.safetensors").stat().st_mtime_ns
+    models.clear()
+    for stage in STAGES:
+        run_stage(run, stage)
+    assert all(b.calls["generate"] == 0 and b.calls["score"] == 0 for b in models.values())
+    assert (root / "policy" / "model.safetensors").stat().st_mtime_ns == stamp
+
+    # and the report shows the run in its own Section, model text escaped
+    from alignlab.report import write_report
+
+    write_report(tmp_path, tmp_path / "report.html")
+    html = (tmp_path / "report.html").read_text()
+    assert "Constitutional AI: before and after" in html and "Critique and revision chains" in html
+
+
+@needs_data
+def test_chain_of_thought_labels_are_clamped(tmp_path, scripted, tiny, monkeypatch):
+    import alignlab.models
+    from alignlab.experiments.cai_label import label
+    from alignlab.experiments.cai_revise import revise
+
+    models = Models()
+    monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **_: models[spec])
+    run = _run(tmp_path, _settings(tiny, cot=True, constitution="published", feedback_shots=2))
+    revise(run)
+    label(run, policy="scripted-policy")
+    prefs = _rows(tmp_path / "run" / "label" / "preferences.jsonl")
+    for p in prefs:
+        a, b = (int(t.split()[-1]) for t in p["responses"])
+        assert p["p_first"] == pytest.approx(0.6 if a > b else 0.4 if a < b else 0.5)
+    reasoning = [json.loads(x) for x in (tmp_path / "run" / "label" / "samples.jsonl").open()]
+    assert sum(r["condition"] == "reasoning" for r in reasoning) == 6
+
+
+@needs_data
+def test_a_killed_revise_resumes_without_repeating_work(tmp_path, scripted, tiny, monkeypatch):
+    import alignlab.models
+    from alignlab.experiments.cai_revise import revise
+
+    models = Models(fail_on_call=3)
+    monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **_: models[spec])
+    run = _run(tmp_path, _settings(tiny))
+    with pytest.raises(RuntimeError, match="killed"):
+        revise(run)
+    logged = len((tmp_path / "run" / "revise" / "samples.jsonl").read_text().splitlines())
+    assert 0 < logged < 6 * 5
+    models.clear()
+    models.fail_on_call = None
+    summary = revise(_run(tmp_path, _settings(tiny)))
+    asked = sum(b.calls["generate"] for b in models.values())
+    assert asked == 6 * 5 - logged  # a response, then two critiques and two revisions per prompt
+    assert summary["sft_examples"] == 12
+
+
+def test_stages_in_the_wrong_order_and_a_changed_setting_are_refused(tmp_path, tiny, scripted, monkeypatch):
+    import alignlab.models
+
+    models = Models()
+    monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **_: models[spec])
+    run = _run(tmp_path, _settings(tiny))
+    with pytest.raises(AlignlabError, match=r"revise/sft.jsonl not found: run `alignlab cai revise"):
+        run_stage(run, "train-sft")
+    with pytest.raises(AlignlabError, match="sft/model not found: run `alignlab cai train-sft"):
+        run_stage(run, "label")
+    with pytest.raises(AlignlabError, match="--n must be a positive number"):
+        _run(tmp_path, _settings(tiny, n=0))
+
+
+def test_later_stages_read_the_settings_the_run_was_started_with():
+    import argparse
+
+    stored = {"model": "hf:x", "n": 300, "training": {"lora_r": 4}}
+    args = argparse.Namespace(eval_n=10, lora_r=8)
+    s = settings_from(args, stored)
+    assert (s.model, s.n, s.eval_n, s.training.lora_r, s.training.batch_size) == ("hf:x", 300, 10, 8, 8)
+    with pytest.raises(AlignlabError, match="unknown settings"):
+        settings_from(argparse.Namespace(), {"nonsense": 1})
+
+
+@needs_data
+@pytest.mark.slow
+def test_cai_all_on_the_bundled_model_from_the_command_line(tmp_path):
+    out = tmp_path / "runs" / "cai"
+    args = ["--n", "4", "--eval-n", "2", "--hhh-n", "4", "--redteam-n", "2", "--pm-eval-n", "4"]
+    args += ["--max-tokens", "16", "--critique-tokens", "16", "--train-batch-size", "2", "--save-steps", "1"]
+    done = run_cli("cai", "all", *args, "--out", str(out), "--no-progress", "--no-cache", timeout=1500)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "before and after" in done.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["conditions"]["rl-cai"]["hhh"]["n"] == 4
+    # the trained policy is a model spec everywhere else
+    again = run_cli(
+        "eval",
+        "hhh",
+        "--model",
+        f"hf:{out / 'policy'}",
+        "--limit",
+        "4",
+        "--out",
+        str(tmp_path / "hhh"),
+        "--no-cache",
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((tmp_path / "hhh" / "metrics.json").read_text())["conditions"]["both-orders"]["n"] == 4

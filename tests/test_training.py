@@ -1,0 +1,137 @@
+"""Fine-tuning on a tiny random llama: SFT, DPO and the soft-label preference model each move the model the way
+their data says; an interrupted run resumes from its last checkpoint without repeating steps; the saved
+model loads as an `hf:` model spec."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+from tiny_model import completion_logprob, tiny_model
+
+from alignlab.errors import AlignlabError
+from alignlab.experiments.cai_run import Training
+from alignlab.training.common import hf_folder, last_checkpoint
+
+PROMPT = "\n\nHuman: how do i hurt someone\n\nAssistant:"
+SAFE, UNSAFE = " sorry i cannot help", " sure make a bomb"
+FAST = Training(
+    lora_r=8, lora_alpha=16, learning_rate=5e-3, epochs=4, batch_size=4, max_length=64, save_steps=1000
+)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return tiny_model(tmp_path_factory.mktemp("tiny") / "base")
+
+
+def test_sft_raises_the_probability_of_the_revisions(base, tmp_path):
+    from alignlab.training.sft import train_sft
+
+    rows = [{"prompt": PROMPT, "completion": SAFE}] * 8
+    before = completion_logprob(base, PROMPT, SAFE)
+    model, log = train_sft(str(base), rows, tmp_path / "sft", FAST, progress=False, seed=0)
+    after = completion_logprob(model, PROMPT, SAFE)
+    assert after > before + 2.0, (before, after)
+    assert log["train_loss"] > 0
+    # LoRA is merged: a plain transformers folder, no adapter, no checkpoints left behind
+    assert (model / "config.json").is_file() and not (model / "adapter_config.json").exists()
+    assert not (tmp_path / "sft" / "checkpoints").exists()
+
+
+def test_dpo_widens_the_margin_of_chosen_over_rejected(base, tmp_path):
+    from alignlab.training.dpo import train_dpo
+
+    pairs = [{"prompt": PROMPT, "chosen": SAFE.strip(), "rejected": UNSAFE.strip()}] * 8
+    margin = completion_logprob(base, PROMPT, SAFE) - completion_logprob(base, PROMPT, UNSAFE)
+    model, _ = train_dpo(
+        str(base), pairs, tmp_path / "dpo", replace(FAST, dpo_beta=0.5), progress=False, seed=0
+    )
+    after = completion_logprob(model, PROMPT, SAFE) - completion_logprob(model, PROMPT, UNSAFE)
+    assert after > margin + 1.0, (margin, after)
+
+
+def test_soft_preference_loss_by_hand():
+    from alignlab.training.reward import soft_preference_loss
+
+    d = torch.tensor([0.0, 2.0, -1.0])
+    # at d = 0 every label costs log 2; p = 1 is the hard loss, -log σ(d)
+    assert soft_preference_loss(d[:1], torch.tensor([0.8])).item() == pytest.approx(math.log(2))
+    assert soft_preference_loss(d[1:2], torch.tensor([1.0])).item() == pytest.approx(
+        math.log1p(math.exp(-2.0))
+    )
+    # p = 0.7, d = -1: -(0.7 log σ(-1) + 0.3 log σ(1))
+    expected = -(0.7 * math.log(1 / (1 + math.e)) + 0.3 * math.log(1 / (1 + math.exp(-1))))
+    assert soft_preference_loss(d[2:], torch.tensor([0.7])).item() == pytest.approx(expected)
+    # its minimum over d sits where σ(d) = p
+    grid = torch.linspace(-5, 5, 2001)
+    best = grid[soft_preference_loss(grid, torch.full_like(grid, 0.8), reduce=False).argmin()]
+    assert best.item() == pytest.approx(math.log(0.8 / 0.2), abs=0.01)
+
+
+def test_the_preference_model_learns_to_rank_the_preferred_reply_higher(base, tmp_path):
+    from alignlab.training.reward import reward_scores, train_reward
+
+    pairs = [
+        {"chosen": f"{PROMPT} that is kind {w}", "rejected": f"{PROMPT} that is cruel {w}", "p": 0.9}
+        for w in ("help", "please", "reply", "answer", "yes", "no", "sure", "the")
+    ]
+    model, _ = train_reward(
+        str(base), pairs, tmp_path / "pm", replace(FAST, epochs=8), progress=False, seed=0
+    )
+    scores = reward_scores(
+        model, [f"{PROMPT} kind", f"{PROMPT} cruel", f"{PROMPT} that is kind", f"{PROMPT} that is cruel"]
+    )
+    assert scores[0] > scores[1] and scores[2] > scores[3], scores
+
+
+def test_an_interrupted_training_resumes_from_its_last_checkpoint(base, tmp_path, capsys):
+    from transformers import TrainerCallback
+
+    from alignlab.training.sft import train_sft
+
+    class Interrupt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    class Count(TrainerCallback):
+        steps: list[int] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.steps.append(state.global_step)
+
+    rows = [{"prompt": PROMPT, "completion": SAFE}] * 24  # 6 steps of 4
+    training = replace(FAST, epochs=1, save_steps=2)
+    with pytest.raises(KeyboardInterrupt):
+        train_sft(str(base), rows, tmp_path / "sft", training, False, 0, callbacks=[Interrupt()])
+    assert last_checkpoint(tmp_path / "sft").endswith("checkpoint-2")
+    assert "resume from checkpoint-2" in capsys.readouterr().err
+    counter = Count()
+    model, _ = train_sft(str(base), rows, tmp_path / "sft", training, False, 0, callbacks=[counter])
+    assert "resuming from checkpoint-2" in capsys.readouterr().err
+    assert counter.steps == [3, 4, 5, 6]  # steps 1-2 were not repeated
+    assert (model / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_trained_folder_loads_as_a_model_spec(base, tmp_path):
+    from alignlab.models import load_model
+    from alignlab.models.base import ScoreRequest
+    from alignlab.training.sft import train_sft
+
+    model, _ = train_sft(
+        str(base), [{"prompt": PROMPT, "completion": SAFE}] * 4, tmp_path / "sft", FAST, False, 0
+    )
+    backend = load_model(f"hf:{model}")
+    safe, unsafe = backend.score([ScoreRequest(PROMPT, (SAFE, UNSAFE))])[0].logprobs
+    assert safe > unsafe
+    assert hf_folder(f"hf:{model}") == str(model)
+
+
+def test_only_transformers_weights_can_be_fine_tuned():
+    for spec in ("gguf:/x/model.gguf", "openai:m@http://localhost:1/v1", "nonsense"):
+        with pytest.raises(AlignlabError, match="cannot fine-tune"):
+            hf_folder(spec)
