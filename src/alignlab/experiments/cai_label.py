@@ -26,6 +26,7 @@ from alignlab.models.base import GenerateRequest, ScoreRequest
 
 
 def drawn_principles(run: CAIRun, prompt_id: str) -> list[int]:
+    """The principles of one label: `ensemble` draws, with replacement (each draw as the paper's one)."""
     s = run.settings
     rng = np.random.default_rng(request_seed(s.seed, prompt_id, "principles"))
     return [int(i) for i in rng.integers(len(run.constitution.principles), size=s.ensemble)]

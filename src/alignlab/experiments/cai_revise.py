@@ -76,11 +76,17 @@ def revise(run: CAIRun) -> dict:
         for r in range(1, s.rounds + 1):
             pairs = {k: run.constitution.critiques[drawn_pair(run, k, r)] for k in ids}
 
+            def step_prompts(i: int, critique: str, pairs=pairs) -> tuple[str, str]:
+                pair = pairs[ids[i]]
+                context = shots + P.dialogue(train[i], latest[ids[i]])
+                return P.critique_revision_prompts(
+                    context, P.critique_request(pair), critique, P.revision_request(pair)
+                )
+
             def critique(i: int, r=r, pairs=pairs):
                 k = ids[i]
-                prompt = shots + P.dialogue(train[i], latest[k]) + P.critique_request(pairs[k])
                 result = yield GenerateRequest(
-                    prompt=prompt,
+                    prompt=step_prompts(i, "")[0],
                     max_tokens=s.critique_tokens,
                     temperature=s.temperature,
                     top_p=s.top_p,
@@ -100,18 +106,10 @@ def revise(run: CAIRun) -> dict:
                 f"round {r}: critiques",
             )
 
-            def revision(i: int, r=r, pairs=pairs):
+            def revision(i: int, r=r):
                 k = ids[i]
-                prompt = (
-                    shots
-                    + P.dialogue(train[i], latest[k])
-                    + P.critique_request(pairs[k])
-                    + " "
-                    + phases.got(k, f"r{r}/critique")["text"]
-                    + P.revision_request(pairs[k])
-                )
                 result = yield GenerateRequest(
-                    prompt=prompt,
+                    prompt=step_prompts(i, phases.got(k, f"r{r}/critique")["text"])[1],
                     max_tokens=s.max_tokens,
                     temperature=s.temperature,
                     top_p=s.top_p,

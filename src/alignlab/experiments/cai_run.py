@@ -56,12 +56,12 @@ class CAISettings:
     source: str = "hh-rlhf"
     prompts_file: str | None = None
     n: int = 200
-    eval_n: int = 40
+    eval_n: int = 30
     rounds: int = 1  # critique-revision rounds per prompt (the paper: 4)
     critique_shots: int = 1
     feedback_shots: int = 1
-    max_tokens: int = 96
-    critique_tokens: int = 64
+    max_tokens: int = 64
+    critique_tokens: int = 48
     # The paper samples at T=1 throughout, from a 52B model; a 135M model at T=1 writes noise, so the defaults
     # are cooler ([D]; --temperature 1 --top-p 1 for the paper's)
     temperature: float = 0.7
@@ -71,8 +71,8 @@ class CAISettings:
     cot_tokens: int = 96
     held_out: float = 0.2  # share of AI labels kept from the preference model, to test it on
     pm_eval_n: int = 100  # hh-rlhf harmless-base test pairs the preference model is tested on
-    hhh_n: int = 438
-    redteam_n: int = 30
+    hhh_n: int = 100  # of the 438 (all: --hhh-n 438)
+    redteam_n: int = 20
     redteam_source: str = "harmbench"  # not the training prompts' source, so no attack was trained on
     seed: int = 1234
     training: Training = field(default_factory=Training)

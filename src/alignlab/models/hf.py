@@ -50,6 +50,7 @@ class HFBackend(BackendBase):
         batch_size: int = 16,
         gen_width: int = 64,
         share_prefixes: bool = True,
+        score_by_length: bool = True,
         gen_dtype: str | None = None,
         dtype: str = "float32",
         device: str | None = None,
@@ -63,6 +64,9 @@ class HFBackend(BackendBase):
         self.gen_width = max(1, int(gen_width))
         self.generate_batch_hint = 2 * self.gen_width
         self.share_prefixes = bool(share_prefixes)
+        self.score_by_length = bool(
+            score_by_length
+        )  # off: batches in request order (the benchmark's baseline)
         self.prompts_prefilled = 0  # unique prompts run by generate (prefix sharing shows here)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         folder, self._fingerprint = _resolve_folder(target)
@@ -138,9 +142,9 @@ class HFBackend(BackendBase):
         ]
         results: list[ScoreResult | None] = [ScoreResult([], []) if not p[1] else None for p in prepared]
         # batched by prompt length, so a row pads to its neighbours' length rather than the longest prompt's
-        todo = sorted(
-            (i for i, result in enumerate(results) if result is None), key=lambda i: len(prepared[i][0])
-        )
+        todo = [i for i, result in enumerate(results) if result is None]
+        if self.score_by_length:
+            todo.sort(key=lambda i: len(prepared[i][0]))
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
             for i, result in zip(chunk, self._score_batch([prepared[i] for i in chunk]), strict=True):

@@ -79,7 +79,7 @@ def train_reward(
 
 
 def reward_scores(
-    folder: Path | str, texts: list[str], batch_size: int = 8, max_length: int = 1024
+    folder: Path | str, texts: list[str], batch_size: int = 8, max_length: int = 512
 ) -> np.ndarray:
     """The preference model's score of each text (higher: preferred)."""
     import torch
