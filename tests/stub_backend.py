@@ -21,10 +21,18 @@ class StubBackend(BackendBase):
 
     capabilities = frozenset({"score", "generate", "features"})
 
-    def __init__(self, spec: str = "stub", parameters: int = 1000) -> None:
+    def __init__(self, spec: str = "stub", parameters: int = 1000, fail_on_call: int | None = None) -> None:
         self.spec = spec
         self.parameters = parameters
         self.calls = {"score": 0, "generate": 0, "features": 0}
+        self.fail_on_call, self.generate_calls = fail_on_call, 0
+
+    def count_generate_call(self, requests) -> None:
+        """Count a generate call and its requests; the `fail_on_call`-th call dies instead (a killed run)."""
+        self.generate_calls += 1
+        if self.generate_calls == self.fail_on_call:
+            raise RuntimeError("killed")
+        self.calls["generate"] += len(requests)
 
     def fingerprint(self) -> str:
         return f"stub:{self.spec}"

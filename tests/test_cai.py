@@ -33,14 +33,10 @@ class Scripted(StubBackend):
     prompts get the stub's hashed numbers."""
 
     def __init__(self, spec="scripted", fail_on_call=None):
-        super().__init__(spec)
-        self.fail_on_call, self.generate_calls = fail_on_call, 0
+        super().__init__(spec, fail_on_call=fail_on_call)
 
     def generate(self, requests):
-        self.generate_calls += 1
-        if self.generate_calls == self.fail_on_call:
-            raise RuntimeError("killed")
-        self.calls["generate"] += len(requests)
+        self.count_generate_call(requests)
         return [GenerateResult(f" reply {r.seed % 1000}") for r in requests]
 
     def score(self, requests):

@@ -159,19 +159,15 @@ class Scripted(StubBackend):
     judgements = P_AGREE
 
     def __init__(self, spec="scripted", fail_on_call: int | None = None):
-        super().__init__(spec)
+        super().__init__(spec, fail_on_call=fail_on_call)
         self.texts = {
             request_seed(SETTINGS.seed, f"{SETTINGS.behavior}/{label}/{k}", "generate"): script[k]
             for label, script in (("agree", AGREE), ("disagree", DISAGREE))
             for k in range(SETTINGS.n)
         }
-        self.fail_on_call, self.generate_calls = fail_on_call, 0
 
     def generate(self, requests):
-        self.generate_calls += 1
-        if self.generate_calls == self.fail_on_call:
-            raise RuntimeError("killed")
-        self.calls["generate"] += len(requests)
+        self.count_generate_call(requests)
         return [GenerateResult(*self.texts[r.seed]) for r in requests]
 
     def score(self, requests):

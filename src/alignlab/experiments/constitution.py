@@ -210,34 +210,12 @@ def read_yaml(path: Path) -> Constitution:
             if item.id in seen:
                 r.fail(node, f"{kind} id {item.id!r} is used twice")
             seen.add(item.id)
-    critique_examples = []
-    for i, node in enumerate(
-        r.sequence(top.get("critique_examples"), "critique_examples", True)
-        if "critique_examples" in top
-        else []
-    ):
-        fields = r.mapping(node, f"critique_examples[{i}]", ("conversation", "critique", "revision"))
-        critique_examples.append(
-            CritiqueExample(
-                _conversation(r, fields["conversation"], f"critique_examples[{i}].conversation"),
-                r.text(fields["critique"], f"critique_examples[{i}].critique"),
-                r.text(fields["revision"], f"critique_examples[{i}].revision"),
-            )
-        )
-    feedback_examples = []
-    for i, node in enumerate(
-        r.sequence(top.get("feedback_examples"), "feedback_examples", True)
-        if "feedback_examples" in top
-        else []
-    ):
-        fields = r.mapping(node, f"feedback_examples[{i}]", ("conversation", "better", "worse"))
-        feedback_examples.append(
-            FeedbackExample(
-                _conversation(r, fields["conversation"], f"feedback_examples[{i}].conversation"),
-                r.text(fields["better"], f"feedback_examples[{i}].better"),
-                r.text(fields["worse"], f"feedback_examples[{i}].worse"),
-            )
-        )
+    critique_examples = _examples(
+        r, top, "critique_examples", ("conversation", "critique", "revision"), CritiqueExample
+    )
+    feedback_examples = _examples(
+        r, top, "feedback_examples", ("conversation", "better", "worse"), FeedbackExample
+    )
     name = r.text(top["name"], "name") if "name" in top else path.stem
     return Constitution(
         name,
@@ -247,6 +225,16 @@ def read_yaml(path: Path) -> Constitution:
         tuple(feedback_examples),
         source=str(path),
     )
+
+
+def _examples(r: _Reader, top: dict, key: str, fields: tuple[str, ...], make) -> list:
+    """An optional list of few-shot examples: a conversation, then texts (`fields` in `make`'s order)."""
+    out = []
+    for i, node in enumerate(r.sequence(top[key], key, True) if key in top else []):
+        got = r.mapping(node, f"{key}[{i}]", fields)
+        conversation = _conversation(r, got[fields[0]], f"{key}[{i}].{fields[0]}")
+        out.append(make(conversation, *(r.text(got[f], f"{key}[{i}].{f}") for f in fields[1:])))
+    return out
 
 
 def _conversation(r: _Reader, node, what: str) -> str:
