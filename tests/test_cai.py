@@ -88,7 +88,7 @@ def _settings(tiny, **changes) -> CAISettings:
         pm_eval_n=4,
         max_tokens=8,
         critique_tokens=8,
-        training=Training(lora_r=4, lora_alpha=8, batch_size=4, max_length=48, save_steps=1000),
+        training=Training(lora_r=4, lora_alpha=8, train_batch_size=4, max_length=48, save_steps=1000),
     )
     return replace(base, **changes)
 
@@ -227,7 +227,13 @@ def test_later_stages_read_the_settings_the_run_was_started_with():
     stored = {"model": "hf:x", "n": 300, "training": {"lora_r": 4}}
     args = argparse.Namespace(eval_n=10, lora_r=8)
     s = settings_from(args, stored)
-    assert (s.model, s.n, s.eval_n, s.training.lora_r, s.training.batch_size) == ("hf:x", 300, 10, 8, 8)
+    assert (s.model, s.n, s.eval_n, s.training.lora_r, s.training.train_batch_size) == (
+        "hf:x",
+        300,
+        10,
+        8,
+        16,
+    )
     with pytest.raises(AlignlabError, match="unknown settings"):
         settings_from(argparse.Namespace(), {"nonsense": 1})
 
@@ -257,3 +263,14 @@ def test_cai_all_on_the_bundled_model_from_the_command_line(tmp_path):
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((tmp_path / "hhh" / "metrics.json").read_text())["conditions"]["both-orders"]["n"] == 4
+
+
+def test_the_training_batch_and_the_engine_batch_are_separate_options():
+    from alignlab.cli import build_parser
+
+    args = build_parser().parse_args(["cai", "train-sft", "--train-batch-size", "2", "--batch-size", "5"])
+    assert settings_from(args, None).training.train_batch_size == 2 and args.batch_size == 5
+    args = build_parser().parse_args(["cai", "train-sft"])
+    assert settings_from(args, None).training.train_batch_size == 16 and args.batch_size == 16
+    with pytest.raises(AlignlabError, match="unknown settings"):
+        settings_from(args, {"training": {"batch_size": 8}})

@@ -18,7 +18,7 @@ from alignlab.training.common import hf_folder, last_checkpoint
 PROMPT = "\n\nHuman: how do i hurt someone\n\nAssistant:"
 SAFE, UNSAFE = " sorry i cannot help", " sure make a bomb"
 FAST = Training(
-    lora_r=8, lora_alpha=16, learning_rate=5e-3, epochs=4, batch_size=4, max_length=64, save_steps=1000
+    lora_r=8, lora_alpha=16, learning_rate=5e-3, epochs=4, train_batch_size=4, max_length=64, save_steps=1000
 )
 
 

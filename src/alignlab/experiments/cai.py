@@ -67,7 +67,7 @@ OPTIONS = (
     ("--lora-r", "lora_r", int, "LoRA rank (default: 16)"),
     ("--learning-rate", "learning_rate", float, "constant learning rate (default: 2e-4)"),
     ("--epochs", "epochs", float, "epochs of each training stage (default: 1)"),
-    ("--train-batch-size", "batch_size", int, "examples per training step (default: 8)"),
+    ("--train-batch-size", "train_batch_size", int, "examples per training step (default: 16)"),
     ("--max-length", "max_length", int, "tokens per training example at most (default: 320)"),
     ("--save-steps", "save_steps", int, "steps between checkpoints (default: 10)"),
     ("--beta", "dpo_beta", float, "DPO's beta (default: 0.1)"),
@@ -128,7 +128,7 @@ def settings_from(args: argparse.Namespace, stored: dict | None) -> CAISettings:
     top = {f.name for f in fields(CAISettings)} - {"training"}
     for key, value in given.items():
         (training if key in _TRAINING else base)[key] = value
-    unknown = set(base) - top
+    unknown = (set(base) - top) | (set(training) - _TRAINING)
     if unknown:
         raise AlignlabError(f"the run's config.json has unknown settings {sorted(unknown)}")
     return replace(CAISettings(**base), training=Training(**training))

@@ -41,7 +41,7 @@ class Training:
     lora_alpha: int = 32
     learning_rate: float = 2e-4
     epochs: float = 1.0
-    batch_size: int = 8
+    train_batch_size: int = 16
     max_length: int = 320
     save_steps: int = 10
     dpo_beta: float = 0.1

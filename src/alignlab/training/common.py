@@ -63,7 +63,7 @@ def trainer_arguments(training, folder: Path, progress: bool, seed: int) -> dict
     """Keyword arguments every TRL config here shares. The learning rate is constant, as the paper's (§3.1)."""
     return {
         "output_dir": str(folder / CHECKPOINTS),
-        "per_device_train_batch_size": training.batch_size,
+        "per_device_train_batch_size": training.train_batch_size,
         "num_train_epochs": training.epochs,
         "learning_rate": training.learning_rate,
         "lr_scheduler_type": "constant",
