@@ -174,6 +174,41 @@ def test_server_rejects_other_model_and_missing_token_logprobs(served):
     assert remote.generate([GenerateRequest(prompt="xy", max_tokens=5)])[0].text == "yx"
 
 
+def test_top_logprobs_read_as_lm_evaluation_harness_reads_them(served, tmp_path):
+    """`logprobs: k` gives the k most likely tokens at each position; lm-evaluation-harness's
+    local-completions parser turns the answer into the same log-likelihood alignlab scores directly, and
+    calls a continuation greedy exactly when each of its tokens is the most likely one."""
+    lm_eval = pytest.importorskip("lm_eval.models.openai_completions")
+    from tiny_model import tiny_model
+
+    from alignlab.models.hf import HFBackend
+
+    backend = HFBackend("tiny", str(tiny_model(tmp_path / "tiny")))
+    url = served(backend)
+    context, continuation = "Human : how do i", " hurt someone"
+    body = {"model": "tiny", "prompt": context + continuation, "echo": True, "logprobs": 2, "max_tokens": 0}
+    answer = httpx.post(f"{url}/completions", json=body).json()["choices"][0]["logprobs"]
+    tops, chosen = answer["top_logprobs"], answer["token_logprobs"]
+    assert tops[0] is None and all(1 <= len(t) <= 2 for t in tops[1:])
+    assert all(max(t.values()) >= lp - 1e-6 for t, lp in zip(tops[1:], chosen[1:], strict=True))
+    ctxlen = len(backend.encode(context))
+    # the harness drops the last entry (the token it asked to be generated): give it one to drop
+    answer = {
+        "choices": [{"index": 0, "logprobs": {"token_logprobs": chosen + [0.0], "top_logprobs": tops + [{}]}}]
+    }
+    ((total, greedy),) = lm_eval.LocalCompletionsAPI.parse_logprobs(answer, ctxlens=[ctxlen])
+    direct = backend.score([ScoreRequest(prompt=context, continuations=(continuation,))])[0].logprobs[0]
+    assert total == pytest.approx(direct, abs=1e-4)
+    ids = backend.encode(context + continuation)
+    import torch
+
+    with torch.no_grad():
+        logits = backend.model(input_ids=torch.tensor([ids])).logits[0]
+    argmax = [int(logits[i - 1].argmax()) == ids[i] for i in range(ctxlen, len(ids))]
+    assert greedy == all(argmax)
+    assert httpx.post(f"{url}/completions", json={**body, "logprobs": 9}).status_code == 400
+
+
 def test_served_model_card_carries_backend_fingerprint(served):
     url = served(CharBackend())
     card = httpx.get(f"{url}/models").json()["data"][0]

@@ -6,8 +6,10 @@
 
 Prompt logprobs come from the backend's `token_logprobs(text) -> [(token_text, logprob | None), ...]`
 (the first token's logprob is None; the token texts should join to `text`, a BOS token as ""). For
-`logprobs` with `max_tokens > 0` the prompt plus the generated text is re-scored. `top_logprobs` is
-always null (only the chosen tokens' logprobs are known), `n` must be 1 and streaming is not supported.
+`logprobs` with `max_tokens > 0` the prompt plus the generated text is re-scored. `logprobs: k` (1 to 5) also
+gives `top_logprobs`, the k most likely tokens at each position, where the backend has them
+(`top_token_logprobs`: the transformers backend); otherwise it stays null. `n` must be 1 and streaming is
+not supported.
 
 Model calls are serialized with a lock; requests are otherwise handled in threads. There is no
 authentication: the server binds to 127.0.0.1 unless told otherwise.
@@ -269,14 +271,22 @@ class _Handler(BaseHTTPRequestHandler):
             raise _BadRequest(result.error)
         return result.text, result.finish_reason
 
-    def _token_logprobs(self, text: str) -> list[tuple[str, float | None]]:
+    def _token_logprobs(self, text: str, top: int) -> list[tuple[str, float | None, dict | None]]:
+        """(token, logprob, top alternatives or None) of every token of `text`; with `top` > 0 the backend's
+        `top_token_logprobs` where it has them (otherwise the alternatives stay None, as before)."""
         backend = self.server.backend
         with self.server.lock:
             try:
+                if top > 0:
+                    try:
+                        rows = backend.top_token_logprobs(text, top)
+                        return [(str(t), None if lp is None else float(lp), alts) for t, lp, alts in rows]
+                    except UnsupportedRequest:
+                        pass
                 pieces = backend.token_logprobs(text)
             except UnsupportedRequest as exc:
                 raise _BadRequest(str(exc)) from exc
-            return [(str(t), None if lp is None else float(lp)) for t, lp in pieces]
+            return [(str(t), None if lp is None else float(lp), None) for t, lp in pieces]
 
     # -- endpoints
 
@@ -291,6 +301,12 @@ class _Handler(BaseHTTPRequestHandler):
         sampling = self._sampling(body, default_max_tokens=16)
         echo = bool(body.get("echo"))
         want_logprobs = body.get("logprobs") not in (None, False)
+        # the completions API's `logprobs: k` asks for the k most likely tokens too (at most 5)
+        top = (
+            body["logprobs"] if isinstance(body.get("logprobs"), int) and body["logprobs"] is not True else 0
+        )
+        if not 0 <= top <= 5:
+            raise _BadRequest("logprobs must be an integer from 0 to 5")
         choices, prompt_tokens, completion_tokens = [], 0, 0
         for index, prompt in enumerate(prompts):
             if sampling["max_tokens"] == 0:
@@ -299,18 +315,19 @@ class _Handler(BaseHTTPRequestHandler):
                 generated, finish = self._generate(prompt, sampling)
             logprobs = None
             if want_logprobs:
-                pieces = self._token_logprobs(prompt + generated)
-                offsets = _offsets([t for t, _ in pieces], prompt + generated)
+                pieces = self._token_logprobs(prompt + generated, top)
+                offsets = _offsets([t for t, _, _ in pieces], prompt + generated)
                 rows = list(zip(pieces, offsets, strict=True))
                 prompt_tokens += sum(1 for _, o in rows if o < len(prompt))
                 completion_tokens += sum(1 for _, o in rows if o >= len(prompt)) if generated else 0
                 if not echo:
                     rows = [row for row in rows if row[1] >= len(prompt)] if generated else []
+                tops = [alts for (_, _, alts), _ in rows]
                 logprobs = {
-                    "tokens": [t for (t, _), _ in rows],
-                    "token_logprobs": [lp for (_, lp), _ in rows],
+                    "tokens": [t for (t, _, _), _ in rows],
+                    "token_logprobs": [lp for (_, lp, _), _ in rows],
                     "text_offset": [o for _, o in rows],
-                    "top_logprobs": None,
+                    "top_logprobs": tops if any(a is not None for a in tops) else None,
                 }
             text = (prompt if echo else "") + generated
             choices.append({"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish})

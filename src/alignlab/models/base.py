@@ -143,6 +143,14 @@ class Backend(Protocol):
         what `alignlab serve` answers `echo` + `logprobs` with."""
         ...
 
+    def top_token_logprobs(
+        self, text: str, k: int
+    ) -> list[tuple[str, float | None, dict[str, float] | None]]:
+        """`token_logprobs` with, at each position but the first, the `k` most likely tokens and their
+        log-probabilities (the completions API's `top_logprobs`, which clients such as lm-evaluation-harness
+        read to tell whether a continuation is the greedy one)."""
+        ...
+
 
 class BackendBase:
     """Defaults for a backend's optional members."""
@@ -157,6 +165,11 @@ class BackendBase:
 
     def token_logprobs(self, text: str) -> list[tuple[str, float | None]]:
         raise UnsupportedRequest(f"model {getattr(self, 'spec', '?')!r} cannot give token logprobs")
+
+    def top_token_logprobs(
+        self, text: str, k: int
+    ) -> list[tuple[str, float | None, dict[str, float] | None]]:
+        raise UnsupportedRequest(f"model {getattr(self, 'spec', '?')!r} cannot give top token logprobs")
 
 
 def require(backend: Backend, kinds: set[str] | frozenset[str]) -> None:

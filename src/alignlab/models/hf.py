@@ -267,15 +267,30 @@ class HFBackend(BackendBase):
     @torch.inference_mode()
     def token_logprobs(self, text: str) -> list[tuple[str, float | None]]:
         """Each token of `text` with its log-probability given the tokens before it (None for the first)."""
+        return [(piece, value) for piece, value, _ in self.top_token_logprobs(text, 0)]
+
+    @torch.inference_mode()
+    def top_token_logprobs(
+        self, text: str, k: int
+    ) -> list[tuple[str, float | None, dict[str, float] | None]]:
+        """`token_logprobs` and, from the second token on, the `k` most likely tokens (decoded) there."""
         ids = self.encode(text)
         if not ids:
             return []
         out = self.model(input_ids=torch.tensor([ids], device=self.device))
-        logp = torch.log_softmax(out.logits[0].float(), dim=-1)
+        logp = torch.log_softmax(out.logits[0].float(), dim=-1).cpu()
         pieces = _token_pieces(self.tokenizer, ids)
-        values: list[float | None] = [None]
-        values += [logp[i - 1, ids[i]].item() for i in range(1, len(ids))]
-        return list(zip(pieces, values, strict=True))
+        rows: list[tuple[str, float | None, dict[str, float] | None]] = [(pieces[0], None, None)]
+        for i in range(1, len(ids)):
+            top = None
+            if k > 0:
+                values, indices = logp[i - 1].topk(k)
+                top = {}
+                for value, index in zip(values.tolist(), indices.tolist(), strict=True):
+                    piece = self.tokenizer.decode([index])
+                    top[piece] = max(value, top.get(piece, float("-inf")))  # two ids may decode alike
+            rows.append((pieces[i], logp[i - 1, ids[i]].item(), top))
+        return rows
 
     # --- generate -------------------------------------------------------------------------------
     def generate(self, requests: list[GenerateRequest]) -> list[GenerateResult]:
