@@ -29,7 +29,7 @@ def load_seed_attacks(
         elif source == "donotanswer" and path.suffix == ".jsonl":
             attacks += [_field(row, "prompt", where) for where, row in read_jsonl(path)]
         elif source == "hh-rlhf" and path.name == "test.jsonl.gz" and "harmless-base" in str(path):
-            attacks += [_first_human(_field(row, "chosen", where), where) for where, row in read_jsonl(path)]
+            attacks += [first_human(_field(row, "chosen", where), where) for where, row in read_jsonl(path)]
     if not attacks:
         raise AlignlabError(f"no seed attacks found for {source} in the data directory")
     return list(dict.fromkeys(attacks)), files
@@ -42,7 +42,8 @@ def _field(row, key: str, where: str) -> str:
     return value.strip()
 
 
-def _first_human(conversation: str, where: str) -> str:
+def first_human(conversation: str, where: str) -> str:
+    """The first Human turn of an hh-rlhf dialogue."""
     marker, reply = "Human: ", "\n\nAssistant:"
     start = conversation.find(marker)
     if start < 0:

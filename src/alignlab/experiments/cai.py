@@ -210,7 +210,7 @@ def stage_summaries(run: CAIRun) -> dict:
     return out
 
 
-def _fmt(estimate, digits: int = 2) -> str:
+def fmt_estimate(estimate, digits: int = 2) -> str:
     if not isinstance(estimate, dict) or estimate.get("value") is None:
         return "n/a"
     low, high = estimate.get("ci") or (None, None)
@@ -226,16 +226,16 @@ def before_after_rows(metrics: dict) -> list[tuple]:
         rows.append(
             (
                 name,
-                _fmt(body.get("elo_harmlessness"), 0),
-                _fmt(body.get("elo_helpfulness"), 0),
-                _fmt(body.get("win_rate_harmlessness_vs_base"))
+                fmt_estimate(body.get("elo_harmlessness"), 0),
+                fmt_estimate(body.get("elo_helpfulness"), 0),
+                fmt_estimate(body.get("win_rate_harmlessness_vs_base"))
                 if body.get("win_rate_harmlessness_vs_base")
                 else "—",
-                _fmt(body.get("win_rate_helpfulness_vs_base"))
+                fmt_estimate(body.get("win_rate_helpfulness_vs_base"))
                 if body.get("win_rate_helpfulness_vs_base")
                 else "—",
-                _fmt((body.get("hhh") or {}).get("accuracy")),
-                _fmt(redteam.get("success_rate")) if redteam else "—",
+                fmt_estimate((body.get("hhh") or {}).get("accuracy")),
+                fmt_estimate(redteam.get("success_rate")) if redteam else "—",
                 "n/a" if body.get("mean_reply_words") is None else f"{body['mean_reply_words']:.0f}",
             )
         )
@@ -265,7 +265,7 @@ def _print_stage(console, stage: str, result: dict) -> None:
         for key in ("held_out_ai_labels", "hh_rlhf_harmless_base"):
             if key in result:
                 console.print(
-                    f"preference model on {key.replace('_', ' ')}: accuracy {_fmt(result[key]['accuracy'])}"
+                    f"preference model on {key.replace('_', ' ')}: accuracy {fmt_estimate(result[key]['accuracy'])}"
                 )
         return
     table = Table(

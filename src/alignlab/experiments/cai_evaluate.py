@@ -19,6 +19,7 @@ held-out prompts, none of them trained on.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from itertools import combinations
 
 import numpy as np
@@ -123,8 +124,7 @@ def _compare(phases: PhasedRun, k: str, prompt: str, a: str, b: str):
         ]
     scored = yield requests
     out = {"id": k, "condition": f"compare/{a}/{b}"}
-    for j, dimension in enumerate(EVAL_QUESTIONS):
-        first, swapped = P.p_first(*scored[2 * j].logprobs), P.p_first(*scored[2 * j + 1].logprobs)
+    for dimension, (first, swapped) in zip(EVAL_QUESTIONS, P.p_first_pairs(scored), strict=True):
         out[dimension] = P.order_averaged(first, swapped)  # P(a's reply is better)
     return out
 
@@ -188,13 +188,8 @@ def red_team(run: CAIRun, specs: dict[str, str]) -> dict:
         judge_check=0,
         seed=s.seed,
     )
-    r = run.runtime
     models = Models(
-        batch_size=r.batch_size,
-        backend_options=r.backend_options,
-        use_cache=r.use_cache,
-        cache_path=r.cache_path,
-        progress=r.progress,
+        **asdict(run.runtime),
         target=specs["base"],
         attacker=specs["base"],
         judge=s.judge_model,

@@ -105,55 +105,56 @@ def _shots_rng(run: CAIRun, k: str, j: int) -> np.random.Generator:
     return np.random.default_rng(request_seed(run.settings.seed, k, f"shots{j}"))
 
 
-def _reasoning(run: CAIRun, k: str, prompt: str, phases: PhasedRun):
+def _cot_prompts(run: CAIRun, k: str, prompt: str, texts: list[str]) -> list[str]:
+    """One label's chain-of-thought comparisons up to "Let's think step by step:": for each drawn principle
+    (its own few-shot draw), as asked and with the replies swapped."""
     s = run.settings
-    texts = phases.got(k, "samples")["texts"]
-    requests = []
+    prompts = []
     for j, principle in enumerate(drawn_principles(run, k)):
         shots = P.cot_shots(run.constitution, s.feedback_shots, _shots_rng(run, k, j))
-        for o, (a, b) in enumerate(_orders(texts)):
-            requests.append(
-                GenerateRequest(
-                    prompt=P.cot_prompt(
-                        f"Human: {prompt}", run.constitution.principles[principle], a, b, shots
-                    ),
-                    max_tokens=s.cot_tokens,
-                    temperature=s.temperature,
-                    top_p=s.top_p,
-                    stop=("\n\nHuman:", "\nHuman:"),
-                    seed=request_seed(s.seed, k, f"cot{j}/{o}"),
-                )
-            )
-    results = yield requests
+        prompts += [
+            P.cot_prompt(f"Human: {prompt}", run.constitution.principles[principle], a, b, shots)
+            for a, b in _orders(texts)
+        ]
+    return prompts
+
+
+def _reasoning(run: CAIRun, k: str, prompt: str, phases: PhasedRun):
+    s = run.settings
+    prompts = _cot_prompts(run, k, prompt, phases.got(k, "samples")["texts"])
+    results = yield [
+        GenerateRequest(
+            prompt=text,
+            max_tokens=s.cot_tokens,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            stop=("\n\nHuman:", "\nHuman:"),
+            seed=request_seed(s.seed, k, f"cot{n // 2}/{n % 2}"),  # principle n // 2, order n % 2
+        )
+        for n, text in enumerate(prompts)
+    ]
     return {"id": k, "condition": "reasoning", "texts": [r.text for r in results]}
 
 
 def _label(run: CAIRun, k: str, prompt: str, phases: PhasedRun):
     s = run.settings
     texts = phases.got(k, "samples")["texts"]
-    principles = drawn_principles(run, k)
-    requests = []
-    for j, principle in enumerate(principles):
-        for o, (a, b) in enumerate(_orders(texts)):
-            if s.cot:
-                shots = P.cot_shots(run.constitution, s.feedback_shots, _shots_rng(run, k, j))
-                reasoning = phases.got(k, "reasoning")["texts"][2 * j + o]
-                text = (
-                    P.cot_prompt(f"Human: {prompt}", run.constitution.principles[principle], a, b, shots)
-                    + reasoning.rstrip()
-                    + P.COT_ANSWER
-                )
-            else:
-                shots = P.feedback_shots(run.constitution, s.feedback_shots, _shots_rng(run, k, j))
-                text = shots + P.feedback_prompt(
-                    f"Human: {prompt}", P.principle_text(run.constitution.principles[principle]), a, b
-                )
-            requests.append(ScoreRequest(text, P.OPTIONS))
-    scored = yield requests
-    per_principle = []
-    for j in range(len(principles)):
-        first, swapped = (P.p_first(*scored[2 * j + o].logprobs) for o in (0, 1))
-        per_principle.append([first, swapped])
+    if s.cot:
+        reasoning = phases.got(k, "reasoning")["texts"]
+        asked = [
+            head + thought.rstrip() + P.COT_ANSWER
+            for head, thought in zip(_cot_prompts(run, k, prompt, texts), reasoning, strict=True)
+        ]
+    else:
+        asked = []
+        for j, principle in enumerate(drawn_principles(run, k)):
+            shots = P.feedback_shots(run.constitution, s.feedback_shots, _shots_rng(run, k, j))
+            principle_text = P.principle_text(run.constitution.principles[principle])
+            asked += [
+                shots + P.feedback_prompt(f"Human: {prompt}", principle_text, a, b) for a, b in _orders(texts)
+            ]
+    scored = yield [ScoreRequest(text, P.OPTIONS) for text in asked]
+    per_principle = [list(pair) for pair in P.p_first_pairs(scored)]
     p = float(np.mean([P.order_averaged(a, b) for a, b in per_principle]))
     return {
         "id": k,

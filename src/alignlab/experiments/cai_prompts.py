@@ -146,6 +146,13 @@ def p_first(logprob_a: float, logprob_b: float) -> float:
     return float(softmax_rows([[logprob_a, logprob_b]])[0][0])
 
 
+def p_first_pairs(scored) -> list[tuple[float, float]]:
+    """P(" (A)") of each (as asked, replies swapped) pair of scored comparison prompts, in order."""
+    return [
+        (p_first(*scored[i].logprobs), p_first(*scored[i + 1].logprobs)) for i in range(0, len(scored), 2)
+    ]
+
+
 def order_averaged(p_a_first_order: float, p_a_swapped_order: float) -> float:
     """P(response 1 preferred) from both orders: asked as (A) first, then as (B) (so its probability there is
     1 - P(A))."""

@@ -83,7 +83,7 @@ class CAISection(Section):
         ]
 
     def across_runs(self, runs) -> list[Figure | Table]:
-        from alignlab.experiments.cai import BEFORE_AFTER, before_after_rows
+        from alignlab.experiments.cai import BEFORE_AFTER, before_after_rows, fmt_estimate
 
         tables: list[Figure | Table] = []
         for run in sorted(runs, key=lambda r: r.date, reverse=True):
@@ -91,7 +91,7 @@ class CAISection(Section):
             tables.append(Table(f"Before and after: {run.name}", BEFORE_AFTER, before_after_rows(metrics)))
             pm = ((metrics.get("stages") or {}).get("pm")) or {}
             pm_rows = [
-                (key.replace("_", " "), pm[key]["n"], _estimate(pm[key]["accuracy"]))
+                (key.replace("_", " "), pm[key]["n"], fmt_estimate(pm[key]["accuracy"]))
                 for key in ("held_out_ai_labels", "hh_rlhf_harmless_base")
                 if isinstance(pm.get(key), dict)
             ]
@@ -126,12 +126,6 @@ class CAISection(Section):
                 )
             )
         return tables
-
-
-def _estimate(estimate: dict) -> str:
-    from alignlab.experiments.cai import _fmt
-
-    return _fmt(estimate)
 
 
 register(CAISection())

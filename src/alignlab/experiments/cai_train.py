@@ -167,6 +167,7 @@ def hh_rlhf_pairs(run: CAIRun) -> list[tuple[str, str]]:
     run's seed, none opening with a training prompt."""
     from alignlab.data import registry
     from alignlab.data.jsonl import read_jsonl
+    from alignlab.data.red_team_prompts import first_human
     from alignlab.experiments.base import take
 
     s = run.settings
@@ -186,8 +187,8 @@ def hh_rlhf_pairs(run: CAIRun) -> list[tuple[str, str]]:
         chosen, rejected = row.get("chosen"), row.get("rejected")
         if not isinstance(chosen, str) or not isinstance(rejected, str):
             raise AlignlabError(f"{where}: expected 'chosen' and 'rejected' dialogues")
-        opening = chosen.split("\n\nHuman:", 1)[-1].split("\n\nAssistant:", 1)[0].strip()
-        if opening not in trained and chosen != rejected:
+        # the training prompts were read with the same parser, so a trained opening is always recognised
+        if first_human(chosen, where) not in trained and chosen != rejected:
             pairs.append((chosen, rejected))
     return take(pairs, s.pm_eval_n, s.seed)
 

@@ -21,7 +21,7 @@ from alignlab.engine.runner import Task
 from alignlab.errors import AlignlabError
 from alignlab.experiments import register
 from alignlab.experiments.base import DataSource, Experiment, Items, located_files, take
-from alignlab.experiments.cai_prompts import FEEDBACK_ANSWER, OPTIONS, order_averaged, p_first
+from alignlab.experiments.cai_prompts import FEEDBACK_ANSWER, OPTIONS, order_averaged, p_first_pairs
 from alignlab.metrics.bootstrap import bootstrap_estimate
 from alignlab.models.base import ScoreRequest
 from alignlab.prompts import Dialogue
@@ -71,7 +71,7 @@ def hhh_requests(item: Comparison, prompt_format: str) -> list[ScoreRequest]:
 
 def hhh_task(item: Comparison, condition: str, prompt_format: str = "raw") -> Task:
     scored = yield hhh_requests(item, prompt_format)
-    first, swapped = (p_first(*r.logprobs) for r in scored)
+    ((first, swapped),) = p_first_pairs(scored)
     p_a = order_averaged(first, swapped)
     return {
         "id": item.id,
