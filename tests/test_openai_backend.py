@@ -14,7 +14,7 @@ import pytest
 from alignlab.errors import AlignlabError, UnsupportedRequest
 from alignlab.models.base import BackendBase, Chat, GenerateRequest, GenerateResult, ScoreRequest, ScoreResult
 from alignlab.models.openai import OpenAIBackend
-from alignlab.serve import base_url, serve
+from alignlab.serve import serve
 
 SECRET = "sk-test-SECRET-0123456789"
 
@@ -83,14 +83,13 @@ def served():
     servers = []
 
     def start(backend, **kwargs) -> str:
-        server, _thread = serve(backend, **kwargs)
+        server = serve(backend, **kwargs)
         servers.append(server)
-        return base_url(server)
+        return server.base_url
 
     yield start
     for server in servers:
-        server.shutdown()
-        server.server_close()
+        server.close()
 
 
 def client(url: str, model: str = "char-model", **options) -> OpenAIBackend:

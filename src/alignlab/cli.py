@@ -19,7 +19,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 # Commands whose modules register themselves: (module, attribute holding register()).
-PLUGINS = ("alignlab.data.cli", "alignlab.serve", "alignlab.popcode.cli", "alignlab.report.cli")
+PLUGINS = ("alignlab.data.cli", "alignlab.serve.cli", "alignlab.popcode.cli", "alignlab.report.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -84,6 +84,25 @@ class FeaturesResult:
     vector: list[float]
 
 
+@dataclass(frozen=True)
+class EchoRequest:
+    """Every token of `prompt` (text, tokenized as generation tokenizes it, or token ids as given) and then of
+    `generated`, with log-probabilities: what an OpenAI server answers `echo` + `logprobs` with. `eos`: the
+    generation ended with the end-of-sequence token, which is then scored as the last token (as vLLM does)."""
+
+    prompt: str | tuple[int, ...]
+    generated: str = ""
+    eos: bool = False
+
+
+@dataclass
+class EchoResult:
+    tokens: list[str]  # token texts; they join to the prompt's text plus `generated`
+    logprobs: list[float | None]  # given the tokens before; None for the first
+    top: list[dict[str, float] | None]  # the k most likely tokens at each position (None: not asked/first)
+    prompt_tokens: int  # how many of `tokens` are the prompt's
+
+
 Result = ScoreResult | GenerateResult | FeaturesResult
 
 
@@ -151,6 +170,17 @@ class Backend(Protocol):
         read to tell whether a continuation is the greedy one)."""
         ...
 
+    def echo_logprobs(self, requests: list[EchoRequest], k: int) -> list[EchoResult]:
+        """Log-probabilities of prompts and what was generated after them, in one batch; with `k` > 0 the
+        k most likely tokens at each position too. The default joins the texts and uses `top_token_logprobs`
+        (or `token_logprobs`, without alternatives); a backend with a tokenizer keeps the prompt's tokens
+        apart from the generated ones, takes token ids, and batches."""
+        ...
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of token ids (for prompts sent as token ids)."""
+        ...
+
 
 class BackendBase:
     """Defaults for a backend's optional members."""
@@ -170,6 +200,52 @@ class BackendBase:
         self, text: str, k: int
     ) -> list[tuple[str, float | None, dict[str, float] | None]]:
         raise UnsupportedRequest(f"model {getattr(self, 'spec', '?')!r} cannot give top token logprobs")
+
+    def decode(self, ids: list[int]) -> str:
+        raise UnsupportedRequest(f"model {getattr(self, 'spec', '?')!r} takes text prompts, not token ids")
+
+    def echo_logprobs(self, requests: list[EchoRequest], k: int) -> list[EchoResult]:
+        results = []
+        for request in requests:
+            if not isinstance(request.prompt, str):
+                self.decode(list(request.prompt))  # raises: this backend has no tokenizer to hand
+                raise UnsupportedRequest(f"model {self.spec!r} cannot score token-id prompts")
+            text = request.prompt + request.generated
+            rows = None
+            if k > 0:
+                try:
+                    rows = self.top_token_logprobs(text, k)
+                except UnsupportedRequest:
+                    rows = None
+            if rows is None:
+                rows = [(t, lp, None) for t, lp in self.token_logprobs(text)]
+            tokens = [str(t) for t, _, _ in rows]
+            starts = token_offsets(tokens, text)
+            results.append(
+                EchoResult(
+                    tokens=tokens,
+                    logprobs=[None if lp is None else float(lp) for _, lp, _ in rows],
+                    top=[top for _, _, top in rows],
+                    prompt_tokens=sum(1 for start in starts if start < len(request.prompt))
+                    if request.generated
+                    else len(tokens),
+                )
+            )
+        return results
+
+
+def token_offsets(tokens: list[str], text: str) -> list[int]:
+    """Character offset in `text` of each token, from the tokens' texts.
+
+    A leading special token whose text is not in `text` (e.g. "<s>") is given width 0.
+    """
+    joined = "".join(tokens)
+    shift = len(joined) - len(text) if len(joined) > len(text) and joined.endswith(text) else 0
+    offsets, position = [], 0
+    for token in tokens:
+        offsets.append(max(0, position - shift))
+        position += len(token)
+    return offsets
 
 
 def require(backend: Backend, kinds: set[str] | frozenset[str]) -> None:

@@ -27,6 +27,8 @@ from alignlab.errors import AlignlabError
 from alignlab.models.base import (
     BackendBase,
     Chat,
+    EchoRequest,
+    EchoResult,
     FeaturesRequest,
     FeaturesResult,
     GenerateRequest,
@@ -70,6 +72,9 @@ class HFBackend(BackendBase):
         self.prompts_prefilled = 0  # unique prompts run by generate (prefix sharing shows here)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         folder, self._fingerprint = _resolve_folder(target)
+        self.folder = (
+            folder  # a transformers folder (clients such as lm-evaluation-harness load its tokenizer)
+        )
         self.model, self.tokenizer = _load(folder, dtype, self.device)
         self.model.eval()
         # Scores stay in `dtype`. Generation may run in a copy of another dtype: bfloat16 is faster where the
@@ -269,28 +274,79 @@ class HFBackend(BackendBase):
         """Each token of `text` with its log-probability given the tokens before it (None for the first)."""
         return [(piece, value) for piece, value, _ in self.top_token_logprobs(text, 0)]
 
-    @torch.inference_mode()
     def top_token_logprobs(
         self, text: str, k: int
     ) -> list[tuple[str, float | None, dict[str, float] | None]]:
         """`token_logprobs` and, from the second token on, the `k` most likely tokens (decoded) there."""
-        ids = self.encode(text)
-        if not ids:
-            return []
-        out = self.model(input_ids=torch.tensor([ids], device=self.device))
-        logp = torch.log_softmax(out.logits[0].float(), dim=-1).cpu()
-        pieces = _token_pieces(self.tokenizer, ids)
-        rows: list[tuple[str, float | None, dict[str, float] | None]] = [(pieces[0], None, None)]
-        for i in range(1, len(ids)):
-            top = None
+        echoed = self.echo_logprobs([EchoRequest(text)], k)[0]
+        return list(zip(echoed.tokens, echoed.logprobs, echoed.top, strict=True))
+
+    def decode(self, ids: list[int]) -> str:
+        vocab = len(self.tokenizer)
+        bad = [i for i in ids if not 0 <= i < vocab]
+        if bad:
+            raise AlignlabError(
+                f"token id {bad[0]} is outside model {self.spec!r}'s vocabulary (0..{vocab - 1})"
+            )
+        return self.tokenizer.decode(ids)
+
+    @torch.inference_mode()
+    def echo_logprobs(self, requests: list[EchoRequest], k: int) -> list[EchoResult]:
+        """Batched: the prompt keeps its own tokens (the generated text is tokenized apart and appended, so a
+        merge across the boundary cannot shift the prompt's last token), right-padded rows in one forward."""
+        rows = []
+        for r in requests:
+            ids = list(r.prompt) if not isinstance(r.prompt, str) else self.encode(r.prompt)
+            if not isinstance(r.prompt, str):
+                self.decode(ids)  # checks the ids
+            gen = self.tokenizer(r.generated, add_special_tokens=False)["input_ids"] if r.generated else []
+            eos = [self.tokenizer.eos_token_id] if r.eos and self.tokenizer.eos_token_id is not None else []
+            rows.append((ids + gen + eos, len(ids)))
+        results: list[EchoResult | None] = [None] * len(rows)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+        budget = 8192  # tokens per forward: bounds the [rows, length, vocabulary] log-probabilities
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and (end - start + 1) * len(rows[order[end]][0]) <= budget:
+                end += 1
+            chunk = order[start:end]
+            for i, result in zip(chunk, self._echo_batch([rows[i][0] for i in chunk], k), strict=True):
+                results[i] = result
+                result.prompt_tokens = rows[i][1]
+            start = end
+        return results  # type: ignore[return-value]
+
+    def _echo_batch(self, seqs: list[list[int]], k: int) -> list[EchoResult]:
+        width = max((len(s) for s in seqs), default=0)
+        if width == 0:
+            return [EchoResult([], [], [], 0) for _ in seqs]
+        ids = torch.full((len(seqs), width), self._pad_id(), dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, seq in enumerate(seqs):
+            ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[row, : len(seq)] = 1
+        logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        out = []
+        for row, seq in enumerate(seqs):
+            if not seq:
+                out.append(EchoResult([], [], [], 0))
+                continue
+            logp = torch.log_softmax(logits[row, : len(seq) - 1].float(), dim=-1)
+            chosen = logp.gather(1, torch.tensor(seq[1:], device=logp.device)[:, None])[:, 0].tolist()
+            tops: list[dict[str, float] | None] = [None] * len(seq)
             if k > 0:
-                values, indices = logp[i - 1].topk(k)
-                top = {}
-                for value, index in zip(values.tolist(), indices.tolist(), strict=True):
-                    piece = self.tokenizer.decode([index])
-                    top[piece] = max(value, top.get(piece, float("-inf")))  # two ids may decode alike
-            rows.append((pieces[i], logp[i - 1, ids[i]].item(), top))
-        return rows
+                values, indices = logp.topk(k, dim=-1)
+                texts = self.tokenizer.batch_decode(indices.reshape(-1, 1).tolist())
+                for i, (vals, names) in enumerate(
+                    zip(values.tolist(), [texts[j : j + k] for j in range(0, len(texts), k)], strict=True)
+                ):
+                    top: dict[str, float] = {}
+                    for value, name in zip(vals, names, strict=True):
+                        top[name] = max(value, top.get(name, float("-inf")))  # two ids may decode alike
+                    tops[i + 1] = top
+            out.append(EchoResult(_token_pieces(self.tokenizer, seq), [None, *chosen], tops, 0))
+        return out
 
     # --- generate -------------------------------------------------------------------------------
     def generate(self, requests: list[GenerateRequest]) -> list[GenerateResult]:

@@ -1,0 +1,159 @@
+"""The HTTP side of `alignlab serve`: a Starlette app (via FastAPI) whose handlers queue work on the batcher.
+
+    GET  /v1/models, /v1/models/{id}   the one model served (its id: --name, default the spec)
+    GET  /health                       {"status": "ok"}
+    POST /v1/completions               see openai_api
+    POST /v1/chat/completions          see openai_api; `continue_final_message: true` continues a final
+                                       assistant message (vLLM's extension)
+
+Errors are the OpenAI error object with a status: 400 for a bad request or one the model cannot do, 404 for
+another model or path, 413 for a body over 64 MiB, 500 (with one log line) for a bug. A client that goes
+away before its answer leaves one log line and its queued work is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from alignlab.errors import AlignlabError
+from alignlab.models.base import Backend
+from alignlab.serve import openai_api
+from alignlab.serve.batcher import Batcher
+from alignlab.serve.openai_api import BadRequest
+
+log = logging.getLogger("alignlab.serve")
+
+MAX_BODY = 64 << 20
+Handler = Callable[[openai_api.Submit, dict, str], Awaitable[dict]]
+
+
+def make_app(backend: Backend, model_name: str | None = None, batcher: Batcher | None = None) -> FastAPI:
+    name = model_name or backend.spec
+    batcher = batcher or Batcher(backend)
+    created = int(time.time())
+    fingerprint: list[str] = []
+
+    app = FastAPI(title="alignlab serve", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.batcher = batcher
+    app.state.model_name = name
+
+    async def card() -> dict:
+        if not fingerprint:
+            fingerprint.append(await asyncio.wrap_future(batcher.call(backend.fingerprint)))
+        return {
+            "id": name,
+            "object": "model",
+            "created": created,
+            "owned_by": "alignlab",
+            "root": backend.spec,
+            "alignlab_fingerprint": fingerprint[0],
+        }
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        return {"object": "list", "data": [await card()]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str):
+        if model_id != name:
+            return _error(404, f"model {model_id!r} is not served here (serving {name!r})")
+        return await card()
+
+    @app.get("/health")
+    @app.get("/v1/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        return await _answer(request, openai_api.completions, batcher, name)
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        return await _answer(request, openai_api.chat_completions, batcher, name)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        if exc.status_code == 404:
+            return _error(404, f"no such endpoint: {request.method} {request.url.path}")
+        return _error(exc.status_code, str(exc.detail))
+
+    return app
+
+
+async def _answer(request: Request, handler: Handler, batcher: Batcher, name: str) -> Response:
+    path = request.url.path
+    pending: list[Future] = []
+
+    def submit(work) -> Future:
+        future = batcher.submit(work)
+        pending.append(future)
+        return future
+
+    try:
+        body = await _read_json(request)
+        openai_api.check_common(body, name)
+        task = asyncio.ensure_future(handler(submit, body, name))
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.1)
+            if done:
+                break
+            if await request.is_disconnected():
+                task.cancel()
+                dropped = sum(future.cancel() for future in pending)
+                log.warning(
+                    "client %s went away before the answer to POST %s (%d queued jobs dropped)",
+                    _peer(request),
+                    path,
+                    dropped,
+                )
+                return Response(status_code=499)
+        return JSONResponse(task.result())
+    except BadRequest as exc:
+        return _error(exc.status, str(exc))
+    except AlignlabError as exc:  # the backend's own one-line errors (unsupported request, token ids, ...)
+        return _error(400, str(exc))
+    except Exception as exc:  # a bug: answer 500, log one line, keep serving
+        log.error("%s on POST %s: %s", type(exc).__name__, path, exc)
+        return _error(500, f"{type(exc).__name__}: {exc}", "server_error")
+    finally:
+        for future in pending:
+            future.cancel()  # no-op for work done or running
+
+
+async def _read_json(request: Request) -> dict:
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        raise BadRequest(
+            f"request body over {MAX_BODY} bytes" if length.isdigit() else "bad Content-Length", 413
+        )
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise BadRequest(f"request body over {MAX_BODY} bytes", 413)
+    try:
+        body = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+    return JSONResponse(
+        {"object": "error", "error": {"message": message, "type": kind, "code": status}}, status_code=status
+    )
+
+
+def _peer(request: Request) -> str:
+    client = request.client
+    return f"{client.host}:{client.port}" if client else "?"
