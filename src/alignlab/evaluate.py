@@ -136,6 +136,8 @@ def run(
         samples_log.close()
         if cache is not None:
             cache.close()
+        if opts.backend is None and opts.executor == "ray":
+            backend.close()  # its workers hold a CPU each in the cluster until killed
 
     samples = _complete_samples(samples_log, ids, settings.conditions)
     samples.sort(key=experiment.sample_order)  # file order depends on batching and resumes; scores must not

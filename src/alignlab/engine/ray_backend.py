@@ -2,9 +2,17 @@
 
 The engine sees one backend; the actors may live on this machine or across a Ray cluster
 (`address="auto"` or `ray://host:port`). Requests and results are plain dataclasses, so they travel as is.
+
+A worker that dies (its process killed, its node lost) costs only the part of the batch it held: that part
+goes to the next free worker, and a replacement worker starts loading the model for the batches after. The
+answers do not depend on which worker computed them (each request carries its own seed), so a run with a
+dead worker ends with the same results as one without.
 """
 
 from __future__ import annotations
+
+import sys
+from collections import deque
 
 from alignlab.errors import AlignlabError
 from alignlab.models.base import BackendBase
@@ -50,9 +58,13 @@ class RayBackend(BackendBase):
                 raise AlignlabError(
                     f"cannot start or reach Ray at {address or 'a local cluster'}: {exc}"
                 ) from exc
-        actor = ray.remote(num_cpus=threads_per_worker or 1)(_Worker)
+        worker = ray.remote(num_cpus=threads_per_worker or 1)(_Worker)
+        self._new_actor = lambda: worker.remote(spec, options, threads_per_worker)
         self.spec = spec
-        self.actors = [actor.remote(spec, options, threads_per_worker) for _ in range(workers)]
+        self._workers = workers
+        self.actors = [self._new_actor() for _ in range(workers)]
+        self.lost_workers = 0  # workers that died during the run (each replaced, up to a limit)
+        self.retried_requests = 0  # requests whose worker died before answering, computed again
         try:
             described = ray.get([a.describe.remote() for a in self.actors])
         except ray.exceptions.RayActorError as exc:
@@ -66,7 +78,7 @@ class RayBackend(BackendBase):
 
     @property
     def parallelism(self) -> int:
-        return len(self.actors)
+        return self._workers
 
     def fingerprint(self) -> str:
         return self._fingerprint
@@ -75,19 +87,61 @@ class RayBackend(BackendBase):
         return {**self._info, "executor": "ray", "workers": len(self.actors)}
 
     def _spread(self, kind: str, requests: list) -> list:
+        if not requests:
+            return []
+        ray = self._ray
         # Contiguous slices keep the engine's length-sorted order, so each actor's batches stay tight.
-        n = len(self.actors)
-        size = -(-len(requests) // n)
+        size = -(-len(requests) // max(1, len(self.actors)))
         parts = [requests[i : i + size] for i in range(0, len(requests), size)]
-        futures = [actor.call.remote(kind, part) for actor, part in zip(self.actors, parts, strict=False)]
-        try:
-            results = self._ray.get(futures)
-        except self._ray.exceptions.RayTaskError as exc:
-            cause = exc.cause
-            if isinstance(cause, AlignlabError):
-                raise AlignlabError(str(cause)) from exc
-            raise
+        results: list = [None] * len(parts)
+        todo, idle, running = deque(range(len(parts))), list(self.actors), {}
+        while todo or running:
+            while todo and idle:
+                actor, index = idle.pop(0), todo.popleft()
+                running[actor.call.remote(kind, parts[index])] = (actor, index)
+            if not running:
+                raise AlignlabError(
+                    f"every Ray worker for {self.spec!r} died; what was answered is kept, and the run "
+                    "resumes from there when started again"
+                )
+            (ref,), _ = ray.wait(list(running), num_returns=1)
+            actor, index = running.pop(ref)
+            try:
+                results[index] = ray.get(ref)
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+                todo.append(index)
+                replacement = self._replace(actor, exc, len(parts[index]))
+                if replacement is not None and not idle and not running:
+                    idle.append(replacement)  # nobody else is left to take the part
+                continue
+            except ray.exceptions.RayTaskError as exc:
+                cause = exc.cause
+                if isinstance(cause, AlignlabError):
+                    raise AlignlabError(str(cause)) from exc
+                raise
+            idle.append(actor)
         return [r for part in results for r in part]
+
+    def _replace(self, dead, exc: Exception, lost: int):
+        """Forget a dead worker and start another (at most as many replacements as workers, so a model
+        that kills every worker that loads it stops the run instead of looping)."""
+        self.actors = [a for a in self.actors if a is not dead]
+        self.lost_workers += 1
+        self.retried_requests += lost
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        replacement = None
+        if self.lost_workers <= self._workers:
+            replacement = self._new_actor()
+            self.actors.append(replacement)
+        print(
+            f"warning: a Ray worker died ({reason[:160]}); its {lost} requests go to another worker"
+            + (
+                "; a replacement is starting" if replacement is not None else "; not replaced (too many lost)"
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
+        return replacement
 
     def score(self, requests):
         return self._spread("score", requests)
