@@ -11,9 +11,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from alignlab.cli import main
 from alignlab.errors import AlignlabError, UnsupportedRequest
-from alignlab.models.base import BackendBase, Chat, GenerateRequest, GenerateResult, ScoreRequest, ScoreResult
-from alignlab.models.openai import OpenAIBackend
+from alignlab.models.base import (
+    BackendBase,
+    Chat,
+    GenerateRequest,
+    GenerateResult,
+    ScoreRequest,
+    ScoreResult,
+    require,
+)
+from alignlab.models.openai import PROBE_TEXT, OpenAIBackend
 from alignlab.serve import serve
 
 SECRET = "sk-test-SECRET-0123456789"
@@ -236,9 +245,12 @@ def free_port() -> int:
 
 
 class FakeServer:
-    """Answers POSTs with `respond(path, body, n)` -> (status, payload, headers); counts requests in flight."""
+    """Answers POSTs with `respond(path, body, n)` -> (status, payload, headers); counts requests in flight.
 
-    def __init__(self, respond, delay: float = 0.0, models=("m",)) -> None:
+    `check()`'s probe (scoring PROBE_TEXT) is answered with prompt logprobs, unrecorded, unless
+    `answer_probe` is False (then it goes to `respond` like any request)."""
+
+    def __init__(self, respond, delay: float = 0.0, models=("m",), answer_probe: bool = True) -> None:
         self.respond, self.delay = respond, delay
         self.posts: list[tuple[str, dict]] = []
         self.auth: list[str | None] = []
@@ -268,6 +280,9 @@ class FakeServer:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if answer_probe and body.get("prompt") == PROBE_TEXT and body.get("echo"):
+                    self.reply(*echo_answer(["Hello", ",", " world"], [None, -1.0, -2.0], [0, 5, 6]))
+                    return
                 with fake.lock:
                     fake.posts.append((self.path, body))
                     fake.auth.append(self.headers.get("Authorization"))
@@ -513,3 +528,67 @@ def test_real_model_through_serve_matches_direct(served):
     assert [(r.text, r.finish_reason) for r in remote.generate(gens)] == [
         (r.text, r.finish_reason) for r in direct.generate(gens)
     ]
+
+
+# ---- what the server can do, and how hard it can be pushed ---------------------------------------------
+
+
+def test_server_without_prompt_logprobs_generates_only_and_scoring_runs_stop_before_work(
+    fake, tmp_path, capsys
+):
+    def respond(path, body, n):  # like llama.cpp server: echo ignored, logprobs of the generated token only
+        if body.get("echo"):
+            return echo_answer([" a"], [-0.5], [0], generated=1)
+        return text_answer("generated")
+
+    server = fake(respond, answer_probe=False)
+    remote = client(server.url, model="m")
+    remote.check()
+    assert remote.capabilities == frozenset({"generate"})
+    with pytest.raises(
+        UnsupportedRequest, match=r"supports: generate\): server at .* gives no prompt logprobs"
+    ):
+        require(remote, {"score"})
+    assert remote.generate([GenerateRequest(prompt="p", max_tokens=3)])[0].text == "generated"
+    with pytest.raises(UnsupportedRequest, match="cannot score"):
+        remote.score([ScoreRequest(prompt="p", continuations=(" q",))])
+
+    out = tmp_path / "run"
+    code = main(["eval", "bbq", "--model", f"openai:m@{server.url}", "--limit", "2", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "gives no prompt logprobs" in err
+    assert not out.exists()  # stopped before the run folder was made
+
+
+def test_chat_only_server_generates_chats_and_refuses_the_rest_in_one_line(fake):
+    def respond(path, body, n):
+        if path.endswith("/chat/completions"):
+            message = {"role": "assistant", "content": "hi"}
+            return 200, {"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}, {}
+        return 404, {"error": {"message": "Not Found"}}, {}
+
+    remote = client(fake(respond, answer_probe=False).url, model="m")
+    chat = Chat(messages=(("user", "hello"),))
+    assert remote.generate([GenerateRequest(prompt=chat)])[0].text == "hi"
+    assert remote.capabilities == frozenset({"generate"})
+    with pytest.raises(UnsupportedRequest, match="chat only.*use --format chat"):
+        remote.generate([GenerateRequest(prompt="raw text")])
+    with pytest.raises(UnsupportedRequest, match="no /completions endpoint"):
+        remote.score([ScoreRequest(prompt="p", continuations=(" q",))])
+
+
+def test_concurrency_backs_off_when_the_server_is_overloaded(fake):
+    refused = []
+
+    def respond(path, body, n):
+        if server.in_flight > 2:  # this server takes two at a time
+            refused.append(n)
+            return 429, {"error": {"message": "too many requests"}}, {}
+        return text_answer(body["prompt"])
+
+    server = fake(respond, delay=0.05)
+    remote = client(server.url, model="m", max_concurrency=8, max_retries=10)
+    prompts = [f"p{i}" for i in range(40)]
+    assert [r.text for r in remote.generate([GenerateRequest(prompt=p) for p in prompts])] == prompts
+    assert remote.concurrency <= 4  # learned: halved on each 429, grown by one per window of successes
+    assert len(refused) < 20, f"{len(refused)} requests refused"

@@ -83,8 +83,10 @@ def run(
     ids = [experiment.item_id(item) for item in loaded.items]
 
     backend = opts.backend or _backend(opts)
+    # e.g. an unreachable server fails here, before the run folder is touched; a server also finds out here
+    # what it can do (prompt logprobs or not), which `require` then reads
+    backend.check()
     require(backend, experiment.request_kinds(settings))
-    backend.check()  # e.g. an unreachable server fails here, before the run folder is touched
 
     fingerprint = backend.fingerprint()
     info = backend.info()

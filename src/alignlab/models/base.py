@@ -252,7 +252,10 @@ def require(backend: Backend, kinds: set[str] | frozenset[str]) -> None:
     """Fail before any work starts if the backend lacks a request kind the experiment needs."""
     missing = sorted(set(kinds) - set(backend.capabilities))
     if missing:
+        # a backend that found out why (e.g. a server without prompt logprobs) says so
+        why = [getattr(backend, "unsupported", {}).get(kind) for kind in missing]
+        reasons = "; ".join(w for w in why if w)
         raise UnsupportedRequest(
             f"model {backend.spec!r} does not support {', '.join(missing)} requests "
-            f"(it supports: {', '.join(sorted(backend.capabilities))})"
+            f"(it supports: {', '.join(sorted(backend.capabilities))})" + (f": {reasons}" if reasons else "")
         )

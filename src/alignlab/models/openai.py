@@ -12,9 +12,16 @@ Generation: a text prompt goes to /completions, a `Chat` to /chat/completions. A
 a final assistant message with `continue_final_message: true, add_generation_prompt: false`, a vLLM
 extension (`alignlab serve` honours it too); servers without it may start a new assistant turn instead.
 
-Requests run concurrently (asyncio + httpx, at most `max_concurrency` in flight) and are retried with
-exponential backoff and jitter on 429, 408, 5xx, connect errors and timeouts, honouring Retry-After.
-`max_retries` counts retries after the first try. The API key (argument or OPENAI_API_KEY) is sent as a
+`check()` finds out what the server can do, with one tiny scoring request: prompt logprobs through echo
+(vLLM, `alignlab serve`: scoring works), none (llama.cpp server, Ollama, OpenAI's chat models: the backend
+then generates only, and an experiment that scores stops before any work, saying why), or no /completions
+endpoint at all (chat only: chat prompts generate; raw prompts and scoring are refused in one line).
+
+Requests run concurrently (asyncio + httpx) and are retried with exponential backoff and jitter on 429, 408,
+5xx, connect errors and timeouts, honouring Retry-After. How many are in flight adapts: `max_concurrency` at
+most, halved each time the server answers 429 or 503 (it is overloaded), and raised by one again after as
+many successes as the current limit (additive increase, multiplicative decrease, as TCP does); the learned
+limit carries over to the next batch. `max_retries` counts retries after the first try. The API key (argument or OPENAI_API_KEY) is sent as a
 bearer token and never appears in errors, repr, info() or fingerprint().
 """
 
@@ -25,6 +32,7 @@ import concurrent.futures
 import email.utils
 import hashlib
 import json
+import logging
 import os
 import random
 import time
@@ -46,6 +54,10 @@ from alignlab.models.base import (
     ScoreResult,
 )
 
+log = logging.getLogger("alignlab.openai")
+
+PROBE_TEXT = "Hello, world"  # what check() scores to learn whether the server gives prompt logprobs
+
 _RETRY_STATUSES = frozenset({408, 429}) | (frozenset(range(500, 600)) - {501, 505})
 _MAX_RETRY_AFTER = 300.0  # seconds; a longer Retry-After is capped
 
@@ -60,6 +72,10 @@ class _Secret:
 
     def __repr__(self) -> str:
         return "***" if self.value else "None"
+
+
+class _NoPromptLogprobs(AlignlabError):
+    """The server answered a scoring request without logprobs of the prompt's tokens."""
 
 
 class _HTTPStatusError(AlignlabError):
@@ -115,8 +131,6 @@ def _run_sync(make: Callable[[], Awaitable[Any]]) -> Any:
 class OpenAIBackend(BackendBase):
     """A model behind an OpenAI-compatible HTTP API. The constructor does no network I/O; `check()` does."""
 
-    capabilities = frozenset({"score", "generate"})
-
     def __init__(
         self,
         spec: str,
@@ -151,6 +165,9 @@ class OpenAIBackend(BackendBase):
         self._model_card: dict | None = None
         self._checked = False
         self._score_max_tokens = 0  # becomes 1 once the server rejects max_tokens=0
+        self.concurrency = self.max_concurrency  # the adaptive limit on requests in flight
+        self.unsupported: dict[str, str] = {}  # request kind -> why this server cannot do it (from check())
+        self._chat_only = False
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(spec={self.spec!r}, model={self.model!r}, base_url={self.base_url!r})"
@@ -170,6 +187,10 @@ class OpenAIBackend(BackendBase):
     def info(self) -> dict:
         return {"backend": "openai", "model": self.model, "base_url": self.base_url}
 
+    @property
+    def capabilities(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset({"score", "generate"}) - set(self.unsupported)
+
     def score(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
         for request in requests:
             if isinstance(request.prompt, Chat):
@@ -180,12 +201,19 @@ class OpenAIBackend(BackendBase):
         if not requests:
             return []
         self.check()
+        if "score" in self.unsupported:
+            raise UnsupportedRequest(f"model {self.spec!r} cannot score: {self.unsupported['score']}")
         return _run_sync(lambda: self._score_all(requests))
 
     def generate(self, requests: list[GenerateRequest]) -> list[GenerateResult]:
         if not requests:
             return []
         self.check()
+        if self._chat_only and any(isinstance(r.prompt, str) for r in requests):
+            raise UnsupportedRequest(
+                f"server at {self.base_url} has no /completions endpoint (chat only), so it cannot continue "
+                "raw text prompts: use --format chat"
+            )
         return _run_sync(lambda: self._gather(self._generate_one, requests))
 
     def features(self, requests: list[FeaturesRequest]) -> list[FeaturesResult]:
@@ -201,7 +229,25 @@ class OpenAIBackend(BackendBase):
         if self._checked:
             return
         self._model_card = _run_sync(self._fetch_card)
+        _run_sync(self._probe_scoring)
         self._checked = True
+
+    async def _probe_scoring(self) -> None:
+        """Score one short text the way `score` will: what fails here fails every scoring request."""
+        async with self._client() as client:
+            try:
+                await self._echo(client, None, PROBE_TEXT)
+            except _HTTPStatusError as exc:
+                if exc.status in (404, 405):
+                    self._chat_only = True
+                    self.unsupported["score"] = (
+                        f"server at {self.base_url} has no /completions endpoint (chat only), so no prompt "
+                        "logprobs; serve the model with vLLM or `alignlab serve` to score"
+                    )
+                else:
+                    self.unsupported["score"] = f"it refuses prompt logprobs ({exc})"
+            except _NoPromptLogprobs as exc:
+                self.unsupported["score"] = str(exc)
 
     # ---- HTTP ---------------------------------------------------------------------------------------
 
@@ -276,6 +322,8 @@ class OpenAIBackend(BackendBase):
                 else:
                     async with semaphore:
                         response = await client.request(method, url, json=body)
+                    if isinstance(semaphore, _AdaptiveLimit):
+                        semaphore.observe(response.status_code)
             except httpx.ConnectError as exc:
                 if not retry_connect:
                     raise AlignlabError(
@@ -321,7 +369,7 @@ class OpenAIBackend(BackendBase):
         return self._scrub(_one_line(message if isinstance(message, str) else json.dumps(message)))
 
     async def _gather(self, one, items: list) -> list:
-        semaphore = asyncio.Semaphore(self.max_concurrency)
+        semaphore = _AdaptiveLimit(self)
         async with self._client() as client:
             return list(await asyncio.gather(*(one(client, semaphore, item) for item in items)))
 
@@ -375,7 +423,7 @@ class OpenAIBackend(BackendBase):
     # ---- score --------------------------------------------------------------------------------------
 
     async def _score_all(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
-        semaphore = asyncio.Semaphore(self.max_concurrency)
+        semaphore = _AdaptiveLimit(self)
         prompt_echoes: dict[str, asyncio.Task] = {}
         async with self._client() as client:
 
@@ -416,7 +464,7 @@ class OpenAIBackend(BackendBase):
                 if max_tokens != 0 or exc.status not in (400, 422):
                     raise
                 self._score_max_tokens = 1  # vLLM: "max_tokens must be at least 1"; drop the extra token
-        no_logprobs = AlignlabError(
+        no_logprobs = _NoPromptLogprobs(
             f"server at {self.base_url}/completions gives no prompt logprobs (echo with logprobs), "
             "so it cannot score; use a server that does (e.g. vLLM or `alignlab serve`)"
         )
@@ -481,6 +529,45 @@ class OpenAIBackend(BackendBase):
                 f"{continuation[:40]!r}: scoring needs a non-empty prompt"
             )
         return float(sum(values)), len(values)
+
+
+class _AdaptiveLimit:
+    """Requests in flight: at most `backend.concurrency`, which halves when the server says it is overloaded
+    (429, 503) and grows by one after as many successes as the limit; stored back on the backend."""
+
+    def __init__(self, backend: OpenAIBackend) -> None:
+        self.backend = backend
+        self.in_flight = 0
+        self.successes = 0
+        self.condition = asyncio.Condition()
+
+    async def __aenter__(self) -> None:
+        async with self.condition:
+            await self.condition.wait_for(lambda: self.in_flight < self.backend.concurrency)
+            self.in_flight += 1
+
+    async def __aexit__(self, *exc) -> None:
+        async with self.condition:
+            self.in_flight -= 1
+            self.condition.notify_all()
+
+    def observe(self, status: int) -> None:
+        backend = self.backend
+        if status in (429, 503):
+            if backend.concurrency > 1:
+                backend.concurrency = max(1, backend.concurrency // 2)
+                log.info(
+                    "server at %s is overloaded (%d): %d requests in flight at most now",
+                    backend.base_url,
+                    status,
+                    backend.concurrency,
+                )
+            self.successes = 0
+        elif status < 400:
+            self.successes += 1
+            if self.successes >= backend.concurrency and backend.concurrency < backend.max_concurrency:
+                backend.concurrency += 1
+                self.successes = 0
 
 
 def _drop_bos(echoed: list, full: str) -> list:
