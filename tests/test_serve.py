@@ -254,9 +254,12 @@ metric_list:
 
 
 @pytest.mark.slow
-def test_lm_evaluation_harness_local_completions_matches_alignlab(served, tmp_path, monkeypatch):
+@pytest.mark.parametrize("tokenizer", ["huggingface", "server"])
+def test_lm_evaluation_harness_local_completions_matches_alignlab(served, tmp_path, monkeypatch, tokenizer):
     """lm-evaluation-harness, as a user runs it against a served model: a multiple-choice task's
-    log-likelihoods equal alignlab's own scores to 1e-4, and a generation task gets alignlab's greedy text."""
+    log-likelihoods equal alignlab's own scores to 1e-4, and a generation task gets alignlab's greedy text.
+    `huggingface`: the harness tokenizes with the model's folder and sends text; `server`: given only the
+    URL, it finds the server's tokenizer endpoints and sends token ids."""
     lm_eval = pytest.importorskip("lm_eval")
     from lm_eval.tasks import TaskManager
 
@@ -268,17 +271,19 @@ def test_lm_evaluation_harness_local_completions_matches_alignlab(served, tmp_pa
         (tmp_path / name).write_text(text.format(data=data))
     backend = load_model("smollm2-135m")
     _, server = served(backend)
-    results = lm_eval.simple_evaluate(
-        model="local-completions",
-        model_args={
-            "model": backend.spec,
-            "base_url": server.base_url + "/completions",
+    prompts = []
+    submit = server.batcher.submit
+    server.batcher.submit = lambda work: prompts.append(work.prompt) or submit(work)
+    model_args = {"model": backend.spec, "base_url": server.base_url + "/completions", "num_concurrent": 4}
+    if tokenizer == "huggingface":
+        model_args |= {
             "tokenizer_backend": "huggingface",
             "tokenizer": backend.folder,
             "tokenized_requests": False,
-            "num_concurrent": 4,
-            "max_retries": 1,
-        },
+        }
+    results = lm_eval.simple_evaluate(
+        model="local-completions",
+        model_args={**model_args, "max_retries": 1},
         tasks=["alignlab_bbq_age", "alignlab_gsm8k_gen"],
         task_manager=TaskManager(include_path=str(tmp_path)),
         limit=4,
@@ -306,3 +311,21 @@ def test_lm_evaluation_harness_local_completions_matches_alignlab(served, tmp_pa
         )[0].text
         assert sample["resps"][0][0] == want
     assert server.batcher.largest_batch > 1  # the harness's concurrent requests shared batches
+    sent = {type(p) for p in prompts}
+    assert sent == ({str} if tokenizer == "huggingface" else {tuple})  # text, or token ids
+
+
+def test_tokenizer_endpoints_round_trip(served, tiny):
+    _, server = served(tiny)
+    root = server.base_url.removesuffix("/v1")
+    info = httpx.get(root + "/tokenizer_info").json()
+    assert info["eos_token"] == "<eos>" and info["pad_token"] == "<pad>"
+    ids = httpx.post(root + "/tokenize", json={"prompt": "how do i", "add_special_tokens": False}).json()
+    assert ids["tokens"] == tiny.tokenizer("how do i", add_special_tokens=False)["input_ids"]
+    assert ids["count"] == 3
+    text = httpx.post(root + "/detokenize", json={"tokens": ids["tokens"]}).json()["prompt"]
+    assert text == "how do i"
+    assert httpx.post(root + "/detokenize", json={"tokens": [10**6]}).status_code == 400
+    _, other = served(CharBackend())
+    answer = httpx.get(other.base_url.removesuffix("/v1") + "/tokenizer_info")
+    assert answer.status_code == 404 and "no transformers tokenizer" in answer.json()["error"]["message"]

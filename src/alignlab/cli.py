@@ -190,6 +190,12 @@ def _add_eval_options(p: argparse.ArgumentParser, experiment, settings_classes=N
     )
     p.add_argument("--workers", type=int, default=2, help="Ray workers, each with its own model copy")
     p.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local one)")
+    p.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=0,
+        help="GPUs each Ray worker reserves (e.g. 1: one model copy per GPU; default: none, CPU workers)",
+    )
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     p.add_argument(
         "--cache",
@@ -273,6 +279,7 @@ def _run_options(args, model: str, out: Path, files: tuple):
         executor=args.executor,
         workers=args.workers,
         ray_address=args.ray_address,
+        gpus_per_worker=args.gpus_per_worker,
         backend_options=_generation_options(args),
     )
 

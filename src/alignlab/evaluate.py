@@ -44,6 +44,7 @@ class RunOptions:
     executor: str = "local"  # "local" | "ray"
     workers: int = 2
     ray_address: str | None = None
+    gpus_per_worker: float = 0
     backend_options: dict = field(default_factory=dict)
     backend: Backend | None = None  # an already-built backend (tests, notebooks); else built from `model`
 
@@ -303,7 +304,13 @@ def _backend(opts: RunOptions) -> Backend:
     if opts.executor == "ray":
         from alignlab.engine.ray_backend import RayBackend
 
-        return RayBackend(opts.model, workers=opts.workers, address=opts.ray_address, **options)
+        return RayBackend(
+            opts.model,
+            workers=opts.workers,
+            address=opts.ray_address,
+            gpus_per_worker=opts.gpus_per_worker,
+            **options,
+        )
     raise AlignlabError(f"unknown executor {opts.executor!r}: choose local or ray")
 
 

@@ -42,6 +42,7 @@ class RayBackend(BackendBase):
         workers: int = 2,
         address: str | None = None,
         threads_per_worker: int | None = 1,
+        gpus_per_worker: float = 0,
         **options,
     ) -> None:
         try:
@@ -58,7 +59,10 @@ class RayBackend(BackendBase):
                 raise AlignlabError(
                     f"cannot start or reach Ray at {address or 'a local cluster'}: {exc}"
                 ) from exc
-        worker = ray.remote(num_cpus=threads_per_worker or 1)(_Worker)
+        if gpus_per_worker < 0:
+            raise AlignlabError(f"--gpus-per-worker must not be negative, got {gpus_per_worker:g}")
+        # Ray sets CUDA_VISIBLE_DEVICES for a worker that reserves GPUs, so each copy lands on its own
+        worker = ray.remote(num_cpus=threads_per_worker or 1, num_gpus=gpus_per_worker)(_Worker)
         self._new_actor = lambda: worker.remote(spec, options, threads_per_worker)
         self.spec = spec
         self._workers = workers

@@ -2,6 +2,7 @@
 
     GET  /v1/models, /v1/models/{id}   the one model served (its id: --name, default the spec)
     GET  /health                       {"status": "ok"}
+    GET  /tokenizer_info, POST /tokenize, /detokenize   vLLM's tokenizer endpoints (transformers models)
     POST /v1/completions               see openai_api
     POST /v1/chat/completions          see openai_api; `continue_final_message: true` continues a final
                                        assistant message (vLLM's extension)
@@ -80,6 +81,63 @@ def make_app(backend: Backend, model_name: str | None = None, batcher: Batcher |
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
         return await _answer(request, openai_api.chat_completions, batcher, name)
+
+    # vLLM's tokenizer endpoints: lm-evaluation-harness's local-completions finds them and then needs no
+    # tokenizer of its own (tokenizer_backend=auto); they run on the model's thread, as fast tokenizers need
+    def tokenizer():
+        found = getattr(backend, "tokenizer", None)
+        if found is None:
+            raise BadRequest(f"model {backend.spec!r} has no transformers tokenizer to serve", 404)
+        return found
+
+    async def on_model_thread(function, *args):
+        return await asyncio.wrap_future(batcher.call(function, *args))
+
+    @app.get("/tokenizer_info")
+    async def tokenizer_info():
+        try:
+            tok = tokenizer()
+        except BadRequest as exc:
+            return _error(exc.status, str(exc))
+        return {
+            "tokenizer_class": type(tok).__name__,
+            "eos_token": tok.eos_token,
+            "bos_token": tok.bos_token,
+            "pad_token": tok.pad_token,
+            "chat_template": tok.chat_template,
+            "model_max_length": getattr(backend.model.config, "max_position_embeddings", None)
+            if hasattr(backend, "model")
+            else None,
+        }
+
+    @app.post("/tokenize")
+    async def tokenize(request: Request):
+        try:
+            tok, body = tokenizer(), await _read_json(request)
+            text, special = body.get("prompt"), body.get("add_special_tokens", True)
+            if not isinstance(text, str):
+                raise BadRequest("prompt must be a string")
+            ids = await on_model_thread(lambda: tok(text, add_special_tokens=bool(special))["input_ids"])
+        except BadRequest as exc:
+            return _error(exc.status, str(exc))
+        return {"tokens": ids, "count": len(ids)}
+
+    @app.post("/detokenize")
+    async def detokenize(request: Request):
+        try:
+            tokenizer()
+            body = await _read_json(request)
+            ids = body.get("tokens")
+            if not isinstance(ids, list) or not all(
+                isinstance(t, int) and not isinstance(t, bool) for t in ids
+            ):
+                raise BadRequest("tokens must be a list of token ids")
+            text = await on_model_thread(backend.decode, ids)
+        except BadRequest as exc:
+            return _error(exc.status, str(exc))
+        except AlignlabError as exc:
+            return _error(400, str(exc))
+        return {"prompt": text}
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
