@@ -176,6 +176,26 @@ async def _generate_all(
     return out
 
 
+def _echo_all(submit: Submit, generated: list, settings: dict, top: int) -> list[Future]:
+    """Queue the logprobs of each (prompt, choice) with what was generated after it."""
+    futures = []
+    for prompt, _, gen in generated:
+        eos = settings["max_tokens"] > 0 and _ended_by_eos(gen, settings["stop"])
+        futures.append(submit(Echo(prompt, gen.text, eos, top)))
+    return futures
+
+
+def _envelope(prefix: str, kind: str, model_name: str, choices: list, usage: dict) -> dict:
+    return {
+        "id": f"{prefix}-{uuid.uuid4().hex}",
+        "object": kind,
+        "created": int(time.time()),
+        "model": model_name,
+        "choices": choices,
+        "usage": usage,
+    }
+
+
 def _ended_by_eos(generated: Generated, stops: tuple[str, ...]) -> bool:
     # Without stop strings a "stop" finish can only be the end-of-sequence token, which vLLM scores as a
     # token; lm-evaluation-harness drops the last scored token, so it must be there.
@@ -194,17 +214,13 @@ async def completions(submit: Submit, body: dict, model_name: str) -> dict:
         logprobs = _int({"logprobs": logprobs}, "logprobs", 0, 0, 5)
     want_logprobs = logprobs is not None and logprobs is not False
     generated = await _generate_all(submit, prompts, settings, n)
-    echoes = []
-    if want_logprobs:
-        for prompt, _, gen in generated:
-            eos = settings["max_tokens"] > 0 and _ended_by_eos(gen, settings["stop"])
-            echoes.append(submit(Echo(prompt, gen.text, eos, int(logprobs))))
+    echoes = _echo_all(submit, generated, settings, int(logprobs)) if want_logprobs else []
     choices, prompt_tokens, completion_tokens = [], 0, 0
     for j, (_prompt, index, gen) in enumerate(generated):
         choice_logprobs = None
         if want_logprobs:
             echoed: EchoResult = await asyncio.wrap_future(echoes[j])
-            choice_logprobs = _completion_logprobs(echoed, gen, echo)
+            choice_logprobs = _completion_logprobs(echoed, echo)
         text = (gen.prompt_text or "") + gen.text if echo else gen.text
         choices.append(
             {"index": index, "text": text, "logprobs": choice_logprobs, "finish_reason": gen.finish_reason}
@@ -215,17 +231,10 @@ async def completions(submit: Submit, body: dict, model_name: str) -> dict:
         if index // n not in seen:
             seen.add(index // n)
             prompt_tokens += gen.prompt_tokens
-    return {
-        "id": f"cmpl-{uuid.uuid4().hex}",
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": model_name,
-        "choices": choices,
-        "usage": _usage(prompt_tokens, completion_tokens),
-    }
+    return _envelope("cmpl", "text_completion", model_name, choices, _usage(prompt_tokens, completion_tokens))
 
 
-def _completion_logprobs(echoed: EchoResult, gen: Generated, echo: bool) -> dict:
+def _completion_logprobs(echoed: EchoResult, echo: bool) -> dict:
     text = "".join(echoed.tokens)
     offsets = token_offsets(echoed.tokens, text)
     first = 0 if echo else echoed.prompt_tokens
@@ -247,11 +256,7 @@ async def chat_completions(submit: Submit, body: dict, model_name: str) -> dict:
     if top and not want_logprobs:
         raise BadRequest("top_logprobs needs logprobs: true")
     generated = await _generate_all(submit, [chat], settings, n)
-    echoes = []
-    if want_logprobs:
-        for _, _, gen in generated:
-            eos = settings["max_tokens"] > 0 and _ended_by_eos(gen, settings["stop"])
-            echoes.append(submit(Echo(chat, gen.text, eos, top or 0)))
+    echoes = _echo_all(submit, generated, settings, top or 0) if want_logprobs else []
     choices = []
     for j, (_, index, gen) in enumerate(generated):
         entry: dict[str, Any] = {
@@ -264,14 +269,8 @@ async def chat_completions(submit: Submit, body: dict, model_name: str) -> dict:
             echoed: EchoResult = await asyncio.wrap_future(echoes[j])
             entry["logprobs"] = {"content": _chat_logprobs(echoed, top or 0)}
         choices.append(entry)
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model_name,
-        "choices": choices,
-        "usage": _usage(generated[0][2].prompt_tokens, sum(g.completion_tokens for _, _, g in generated)),
-    }
+    usage = _usage(generated[0][2].prompt_tokens, sum(g.completion_tokens for _, _, g in generated))
+    return _envelope("chatcmpl", "chat.completion", model_name, choices, usage)
 
 
 def _chat_logprobs(echoed: EchoResult, top: int) -> list[dict]:
