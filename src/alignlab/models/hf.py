@@ -282,13 +282,16 @@ class HFBackend(BackendBase):
         return list(zip(echoed.tokens, echoed.logprobs, echoed.top, strict=True))
 
     def decode(self, ids: list[int]) -> str:
+        self._check_ids(ids)
+        return self.tokenizer.decode(ids)
+
+    def _check_ids(self, ids: list[int]) -> None:
         vocab = len(self.tokenizer)
         bad = [i for i in ids if not 0 <= i < vocab]
         if bad:
             raise AlignlabError(
                 f"token id {bad[0]} is outside model {self.spec!r}'s vocabulary (0..{vocab - 1})"
             )
-        return self.tokenizer.decode(ids)
 
     @torch.inference_mode()
     def echo_logprobs(self, requests: list[EchoRequest], k: int) -> list[EchoResult]:
@@ -298,7 +301,7 @@ class HFBackend(BackendBase):
         for r in requests:
             ids = list(r.prompt) if not isinstance(r.prompt, str) else self.encode(r.prompt)
             if not isinstance(r.prompt, str):
-                self.decode(ids)  # checks the ids
+                self._check_ids(ids)
             gen = self.tokenizer(r.generated, add_special_tokens=False)["input_ids"] if r.generated else []
             eos = [self.tokenizer.eos_token_id] if r.eos and self.tokenizer.eos_token_id is not None else []
             rows.append((ids + gen + eos, len(ids)))
