@@ -191,7 +191,7 @@ def _with(**changes) -> str:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('{"example_id": 1, ', "invalid JSON"),
+        ('{"example_id": 1, ', "not valid JSON"),
         ("[1, 2, 3]", "expected a JSON object"),
         (_with(context=None), "missing field 'context'"),
         (_with(label=3), "field 'label' should be 0, 1 or 2, got 3"),

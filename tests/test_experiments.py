@@ -16,6 +16,7 @@ from alignlab.cli import main
 from alignlab.evaluate import RunOptions, run
 from alignlab.experiments import Experiment, Item, Items, Option, Settings
 from alignlab.experiments import bbq as bbq_module
+from alignlab.experiments.option_types import number_in
 from alignlab.models.base import ScoreRequest
 from alignlab.report.sections import Section
 
@@ -103,7 +104,14 @@ class Toy(Experiment):
     help = "a toy: is each number even?"
     conditions = ("plain", "polite")
     settings_class = ToySettings
-    options = (Option("--threshold", "threshold", float, "P(Yes) above which the answer counts as yes"),)
+    options = (
+        Option(
+            "--threshold",
+            "threshold",
+            number_in(0, 1, "a probability"),
+            "P(Yes) above which the answer counts as yes",
+        ),
+    )
     prompts = {"QUESTION": "Is {x} even?", "POLITE": "Please answer. "}
     columns = (("yes_rate", "P(yes > threshold)"),)
 
@@ -246,8 +254,10 @@ def test_a_crashed_run_resumes_with_every_sample_exactly_once(tmp_path, toy):
 def test_unknown_condition_and_bad_limit_fail_before_any_model_loads(tmp_path, toy, stub_models, capsys):
     assert main(["eval", "toy", "--conditions", "plain,rude", "--out", str(tmp_path / "r")]) == 2
     assert "unknown toy condition(s) rude: choose from plain, polite" in capsys.readouterr().err
-    assert main(["eval", "toy", "--limit", "0", "--out", str(tmp_path / "r")]) == 2
-    assert "--limit must be a positive number" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", "toy", "--limit", "0", "--out", str(tmp_path / "r")])
+    assert exit_.value.code == 2
+    assert "--limit" in capsys.readouterr().err
     assert stub_models == [] and not (tmp_path / "r").exists()
 
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from alignlab import __version__
 from alignlab.errors import AlignlabError
+from alignlab.experiments import option_types
 
 console = Console()
 err_console = Console(stderr=True)
@@ -115,13 +116,13 @@ def _add_eval_options(p: argparse.ArgumentParser, experiment, settings_classes=N
     )
     p.add_argument(
         "--limit",
-        type=int,
+        type=option_types.whole_number(1),
         default=None,
         help=helps.get("limit") or "evaluate N items (a seeded sample), not all",
     )
     p.add_argument(
         "--out",
-        type=Path,
+        type=option_types.output_folder,
         default=None,
         help=helps.get("out")
         or f"run folder (default: runs/{name}-<model>); with a ladder, the folder that holds {name}-<model> for "
@@ -142,11 +143,12 @@ def _add_eval_options(p: argparse.ArgumentParser, experiment, settings_classes=N
         p.add_argument(
             "--data-file",
             action="append",
+            type=option_types.existing_file,
             default=None,
             metavar="FILE",
             help="your own data file in the upstream format instead of the pinned ones (repeatable)",
         )
-    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--seed", type=option_types.seed, default=1234, help="seed of every draw (0..2**32-1)")
     settings_defaults = {}
     for cls in [*(settings_classes or []), experiment.settings_class]:
         for f in fields(cls):
@@ -167,39 +169,55 @@ def _add_eval_options(p: argparse.ArgumentParser, experiment, settings_classes=N
             default=default,
             help=f"{option.help} (default: {shown})",
         )
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=option_types.whole_number(1), default=16)
     p.add_argument(
         "--gen-width",
-        type=int,
+        type=option_types.whole_number(1),
         default=None,
         help="sequences generated at once (continuous batching; default: the backend's, 64 in transformers, "
         "16 in llama.cpp)",
     )
     p.add_argument(
         "--gen-dtype",
+        choices=option_types.GEN_DTYPES,
         default=None,
         help="dtype transformers generates text in (scores stay in float32): bfloat16 is faster on CPUs "
         "with AMX, but a sample then depends on the batch it was drawn in (default: float32)",
     )
-    p.add_argument("--max-concurrency", type=int, default=8, help="requests in flight (HTTP backends)")
+    p.add_argument(
+        "--max-concurrency",
+        type=option_types.whole_number(1),
+        default=8,
+        help="requests in flight (HTTP backends)",
+    )
     p.add_argument(
         "--executor",
         choices=("local", "ray"),
         default="local",
         help="run the model in this process, or in Ray workers (pip install 'alignlab[ray]')",
     )
-    p.add_argument("--workers", type=int, default=2, help="Ray workers, each with its own model copy")
+    p.add_argument(
+        "--workers",
+        type=option_types.whole_number(1),
+        default=2,
+        help="Ray workers, each with its own model copy",
+    )
     p.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local one)")
     p.add_argument(
         "--gpus-per-worker",
-        type=float,
+        type=option_types.number_in(0, 1024, "a number of GPUs"),
         default=0,
         help="GPUs each Ray worker reserves (e.g. 1: one model copy per GPU; default: none, CPU workers)",
     )
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    p.add_argument(
+        "--bootstrap",
+        type=option_types.whole_number(1),
+        default=1000,
+        help="bootstrap resamples for the 95%% intervals",
+    )
     p.add_argument(
         "--cache",
-        type=Path,
+        type=option_types.output_file,
         default=None,
         metavar="FILE",
         help="response cache (SQLite; default: ~/.cache/alignlab/responses.sqlite)",
@@ -208,7 +226,7 @@ def _add_eval_options(p: argparse.ArgumentParser, experiment, settings_classes=N
     p.add_argument("--no-progress", action="store_true")
     p.add_argument(
         "--report",
-        type=Path,
+        type=option_types.output_file,
         default=None,
         metavar="FILE",
         help="then write the HTML report of every run beside this one (the run folder's parent) to FILE",
@@ -442,6 +460,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except OSError as exc:  # a full disk in a write no one wrapped: still one line (see alignlab.atomic)
+        from alignlab.atomic import DISK_FULL, write_error
+
+        if exc.errno not in DISK_FULL or args.verbose:
+            raise
+        message = write_error(exc.filename or "a file", exc)
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted: finished samples are saved; run the same command again to resume")

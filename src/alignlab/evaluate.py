@@ -23,6 +23,7 @@ from alignlab.experiments.base import Settings
 from alignlab.models import Backend, load_model, require
 from alignlab.paths import cache_dir
 from alignlab.runfolder import RunFolder
+from alignlab.runlog import RunLog
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +70,34 @@ def load_checked(experiment: Experiment, settings: Settings, opts: RunOptions) -
     if opts.data.files and not experiment.accepts_data_files:
         raise AlignlabError(f"experiment {experiment.name!r} does not read --data-file")
     loaded = experiment.items(opts.data, opts.limit, settings)
+    if not loaded.items:
+        raise AlignlabError(
+            f"experiment {experiment.name!r}: no items to run in {_data_described(opts.data)}"
+        )
     ids = [experiment.item_id(item) for item in loaded.items]
     if len(set(ids)) != len(ids):
         raise AlignlabError(f"experiment {experiment.name!r}: item ids are not unique")
     return loaded
 
 
+def _data_described(data: DataSource) -> str:
+    """Where the items were looked for, for an error: the user's files, or the data directory."""
+    if data.files:
+        return ", ".join(map(str, data.files))
+    return "the data directory" if data.data_dir is None else str(data.data_dir)
+
+
 def run(
     experiment: Experiment, settings: Settings, opts: RunOptions, loaded: Items | None = None
 ) -> EvalResult:
     """`loaded`: the items from `load_checked`, when the caller has them already (a suite, for each model)."""
+    with RunLog() as run_log:  # the run folder's run.log: retries, resumes, warnings
+        return _run(experiment, settings, opts, loaded, run_log)
+
+
+def _run(
+    experiment: Experiment, settings: Settings, opts: RunOptions, loaded: Items | None, run_log: RunLog
+) -> EvalResult:
     if loaded is None:
         loaded = load_checked(experiment, settings, opts)
     ids = [experiment.item_id(item) for item in loaded.items]
@@ -114,6 +133,7 @@ def run(
             "max_concurrency": opts.max_concurrency,
         },
     )
+    run_log.attach(folder.path)
     done = samples_log.done()
     tasks = {}
     for condition in settings.conditions:

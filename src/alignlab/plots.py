@@ -118,11 +118,9 @@ def plot_bias_by_category(
     Returns:
         The path written.
     """
-    fig = bias_by_category_figure(metrics_by_condition, context)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", dpi=120)
-    return out
+    from alignlab.experiments._figures import save
+
+    return save(bias_by_category_figure(metrics_by_condition, context), Path(path), dpi=120)
 
 
 def bias_by_category_figure(

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from alignlab.atomic import write_text_atomic
+from alignlab.atomic import remove_stale_temporaries, write_text_atomic
 from alignlab.engine.samples import SampleLog
 from alignlab.errors import AlignlabError
 
@@ -56,6 +56,19 @@ def write_json_atomic(path: Path, data) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 
+def read_config(path: Path) -> dict:
+    """A run's config.json: a JSON object, else an AlignlabError of one line naming the file (and the line
+    and column where it stops being JSON)."""
+    from alignlab.data.jsonl import read_json
+
+    config = read_json(path)
+    if not isinstance(config, dict):
+        raise AlignlabError(
+            f"{path}: not an alignlab run config (a JSON {type(config).__name__}, not an object)"
+        )
+    return config
+
+
 class RunFolder:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path).expanduser()
@@ -72,11 +85,9 @@ class RunFolder:
         """Start or resume the run; returns (sample log, resumed?)."""
         config_hash = identity_hash(identity)
         resumed = False
+        existing: dict = {}
         if self.config_path.is_file():
-            try:
-                existing = json.loads(self.config_path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
-                raise AlignlabError(f"{self.config_path}: unreadable run config ({exc})") from exc
+            existing = read_config(self.config_path)
             if existing.get("config_hash") != config_hash:
                 diff = identity_diff(existing.get("identity", {}), identity)
                 raise AlignlabError(
@@ -90,6 +101,7 @@ class RunFolder:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise AlignlabError(f"cannot create run folder {self.path}: {exc.strerror or exc}") from exc
+        remove_stale_temporaries(self.path)  # half-written files of a killed run: never results
         # A resumed run's old metrics would describe fewer samples than the finished run: drop them now.
         self.metrics_path.unlink(missing_ok=True)
         config = {
@@ -101,9 +113,9 @@ class RunFolder:
             "started": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         if resumed:
-            previous = json.loads(self.config_path.read_text(encoding="utf-8"))
-            config["started"] = previous.get("started", config["started"])
-            config["resumed"] = previous.get("resumed", []) + [
+            earlier = existing.get("resumed")
+            config["started"] = existing.get("started", config["started"])
+            config["resumed"] = (earlier if isinstance(earlier, list) else []) + [
                 datetime.now(UTC).isoformat(timespec="seconds")
             ]
         write_json_atomic(self.config_path, config)

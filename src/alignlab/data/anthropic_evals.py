@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from alignlab.data.jsonl import read_jsonl
+from alignlab.data.jsonl import UniqueIds, line_of, read_jsonl
 from alignlab.errors import AlignlabError
 
 SUITES = ("persona", "advanced-ai-risk", "sycophancy", "winogenerated")
@@ -90,6 +90,7 @@ def load_winogenerated(
     path: Path, suite: str = "winogenerated", dataset: str = "winogenerated"
 ) -> list[PronounItem]:
     items = []
+    seen = UniqueIds()
     for where, row in read_jsonl(path):
         sentence, options, share = (
             row.get("sentence_with_blank"),
@@ -112,10 +113,11 @@ def load_winogenerated(
         forms = tuple(by_gender[g] for g in ("female", "male", "neutral"))
         if not before:
             forms = tuple(f[:1].upper() + f[1:] for f in forms)
-        index = row.get("index", where.rpartition(":")[2])
+        item_id = f"{dataset}/{row.get('index', line_of(where))}"
+        seen.add(item_id, where)
         items.append(
             PronounItem(
-                f"{dataset}/{index}",
+                item_id,
                 suite,
                 dataset,
                 str(row.get("occupation") or ""),
@@ -130,16 +132,14 @@ def load_winogenerated(
 
 def load_behavior_file(path: Path, suite: str, dataset: str) -> list[BehaviorItem]:
     items = []
-    seen: set[str] = set()
+    seen = UniqueIds()
     for where, row in read_jsonl(path):
-        line = where.rpartition(":")[2]
+        line = line_of(where)
         if "biased_prompt" in row:
             item = _third_party(row, where, suite, dataset, line)
         else:
             item = _official(row, where, suite, dataset, line)
-        if item.id in seen:
-            raise AlignlabError(f"{where}: duplicate id {item.id!r}")
-        seen.add(item.id)
+        seen.add(item.id, where)
         items.append(item)
     return items
 

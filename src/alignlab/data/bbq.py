@@ -30,12 +30,12 @@ the lm-evaluation-harness and HELM implementations):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alignlab.data.jsonl import UniqueIds, read_jsonl
 from alignlab.errors import AlignlabError
 
 POLARITIES = ("neg", "nonneg")
@@ -257,40 +257,27 @@ def _item(row: Any) -> BBQItem:
     )
 
 
-def load_bbq_file(path: Path | str) -> list[BBQItem]:
-    path = Path(path)
+def load_bbq_file(path: Path | str, seen: UniqueIds | None = None) -> list[BBQItem]:
+    """The file's items; `seen` carries the ids of files read before it (an id must be unique)."""
+    seen = UniqueIds() if seen is None else seen
     items: list[BBQItem] = []
-    try:
-        fh = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise AlignlabError(f"{path}: cannot read: {exc.strerror}") from None
-    with fh:
-        lineno = 0
+    for where, row in read_jsonl(Path(path)):
         try:
-            for lineno, line in enumerate(fh, start=1):  # noqa: B007 (used in the except clauses)
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise AlignlabError(
-                        f"{path}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})"
-                    ) from None
-                try:
-                    items.append(_item(row))
-                except _RowError as exc:
-                    raise AlignlabError(f"{path}:{lineno}: {exc}") from None
-        except UnicodeDecodeError:
-            raise AlignlabError(f"{path}:{lineno + 1}: not UTF-8 text") from None
+            item = _item(row)
+        except _RowError as exc:
+            raise AlignlabError(f"{where}: {exc}") from None
+        seen.add(item.id, where)
+        items.append(item)
     return items
 
 
 def load_bbq(paths: Iterable[Path | str]) -> list[BBQItem]:
-    """All items of the given jsonl files, in file order. A malformed row raises AlignlabError
-    ``"<path>:<line>: <what is wrong>"``."""
+    """All items of the given jsonl files, in file order. A malformed row, or a second row with an id
+    (category and example_id) already read, raises AlignlabError ``"<path>:<line>: <what is wrong>"``."""
+    seen = UniqueIds()
     items: list[BBQItem] = []
     for p in paths:
-        items.extend(load_bbq_file(p))
+        items.extend(load_bbq_file(p, seen))
     return items
 
 

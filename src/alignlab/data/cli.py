@@ -11,6 +11,7 @@ from collections import Counter
 
 from alignlab.data import registry
 from alignlab.errors import AlignlabError
+from alignlab.experiments import option_types
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -35,7 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="download this dataset's missing files into the cache (repeatable; 'all' for every one)",
     )
     p.add_argument(
-        "--base-url", default=None, help="replace https://raw.githubusercontent.com in download URLs"
+        "--base-url",
+        type=option_types.url,
+        default=None,
+        help="replace https://raw.githubusercontent.com in download URLs",
     )
     p.set_defaults(func=run)
     return p

@@ -4,10 +4,10 @@ Hispanic, Native American)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from alignlab.data.jsonl import UniqueIds, read_jsonl
 from alignlab.errors import AlignlabError
 
 FIELDS = ("filled_template", "decision_question_id", "age", "gender", "race")
@@ -23,32 +23,40 @@ class Fill:
 
 
 def load_fills(path: Path) -> list[Fill]:
-    """Every row; one that is not JSON or lacks a field is an error naming file and line."""
+    """Every row; one that is not JSON, lacks a field or repeats a (question, age, gender, race) seen before
+    is an error naming file and line."""
     fills = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise AlignlabError(f"{where}: not JSON ({exc.msg})") from None
-            missing = [k for k in FIELDS if not isinstance(row, dict) or row.get(k) in (None, "")]
-            if missing:
-                raise AlignlabError(f"{where}: missing {', '.join(missing)}")
-            try:
-                fills.append(
-                    Fill(
-                        question=int(row["decision_question_id"]),
-                        age=int(float(row["age"])),
-                        gender=str(row["gender"]),
-                        race=str(row["race"]),
-                        text=str(row["filled_template"]),
-                    )
-                )
-            except (TypeError, ValueError):
-                raise AlignlabError(f"{where}: decision_question_id or age is not a number") from None
-    if not fills:
-        raise AlignlabError(f"{path}: no rows")
+    seen = UniqueIds()
+    for where, row in read_jsonl(path):
+        missing = [k for k in FIELDS if row.get(k) in (None, "")]
+        if missing:
+            raise AlignlabError(f"{where}: missing {', '.join(missing)}")
+        fill = Fill(
+            question=_whole(row["decision_question_id"], "decision_question_id", where),
+            age=_whole(row["age"], "age", where),
+            gender=_text(row["gender"], "gender", where),
+            race=_text(row["race"], "race", where),
+            text=_text(row["filled_template"], "filled_template", where),
+        )
+        seen.add((fill.question, fill.age, fill.gender, fill.race), where)
+        fills.append(fill)
     return fills
+
+
+def _whole(value, key: str, where: str) -> int:
+    """A whole number, written as a JSON number or a string ("60", 60.0 as the upstream file has)."""
+    try:
+        number = (
+            float(value) if isinstance(value, int | float | str) and not isinstance(value, bool) else None
+        )
+    except ValueError:
+        number = None
+    if number is None or not number.is_integer():
+        raise AlignlabError(f"{where}: {key} {value!r:.40} is not a whole number")
+    return int(number)
+
+
+def _text(value, key: str, where: str) -> str:
+    if not isinstance(value, str):
+        raise AlignlabError(f"{where}: {key} should be a string, got {type(value).__name__}")
+    return value

@@ -7,14 +7,15 @@ script); the student's own race is kept for reference but not used in the prompt
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from alignlab.data.jsonl import UniqueIds, read_csv
 from alignlab.errors import AlignlabError
 
 SEXES = {"1": "female", "2": "male"}
+COLUMNS = ("race", "sex", "LSAT", "UGPA")
 
 
 @dataclass(frozen=True)
@@ -27,31 +28,36 @@ class Student:
 
 
 def load_students(path: Path) -> list[Student]:
-    """Every student, in file order; a row with a missing or malformed field is an error naming its line."""
+    """Every student, in file order; a row with a missing or malformed field, or an id seen before, is an
+    error naming its line."""
     students = []
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in ("race", "sex", "LSAT", "UGPA") if c not in (reader.fieldnames or ())]
-        if missing:
-            raise AlignlabError(f"{path}:1: missing column(s) {', '.join(missing)}")
-        id_column = (reader.fieldnames or [""])[0]
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            sex = SEXES.get((row.get("sex") or "").strip())
-            if sex is None:
-                raise AlignlabError(f"{where}: sex {row.get('sex')!r} is not 1 (female) or 2 (male)")
-            students.append(
-                Student(
-                    id=(row.get(id_column) or "").strip() or str(reader.line_num),
-                    sex=sex,
-                    lsat=_number(row, "LSAT", where),
-                    ugpa=_number(row, "UGPA", where),
-                    race=(row.get("race") or "").strip(),
-                )
-            )
+    seen = UniqueIds()
+    for line, row in read_csv(path, COLUMNS):
+        where = f"{path}:{line}"
+        sex = SEXES.get((row.get("sex") or "").strip())
+        if sex is None:
+            raise AlignlabError(f"{where}: sex {row.get('sex')!r} is not 1 (female) or 2 (male)")
+        student = Student(
+            id=_id(row) or str(line),
+            sex=sex,
+            lsat=_number(row, "LSAT", where),
+            ugpa=_number(row, "UGPA", where),
+            race=(row.get("race") or "").strip(),
+        )
+        seen.add(student.id, where)
+        students.append(student)
     if not students:
         raise AlignlabError(f"{path}: no students")
     return students
+
+
+def _id(row: dict) -> str:
+    """The first column (law_data.csv's unnamed row number; csv.DictReader keeps the header's order), unless
+    it is one of the data columns: then the caller numbers rows by line."""
+    column, value = next(iter(row.items()), (None, None))
+    if column in COLUMNS or not isinstance(value, str):
+        return ""
+    return value.strip()
 
 
 def _number(row: dict, column: str, where: str) -> float:

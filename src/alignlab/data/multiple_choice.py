@@ -7,13 +7,11 @@ naming its file and line.
 
 from __future__ import annotations
 
-import csv
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from alignlab.data.jsonl import read_jsonl
+from alignlab.data.jsonl import UniqueIds, line_of, read_csv, read_json, read_jsonl
 from alignlab.errors import AlignlabError
 
 
@@ -27,6 +25,9 @@ class MCQuestion:
     answer: int  # index into choices
 
 
+MMLU_COLUMNS = ("question", "choice0", "choice1", "choice2", "choice3", "answer")
+
+
 # --- MMLU -----------------------------------------------------------------------------------------
 def load_mmlu(paths: list[Path], split: str) -> list[MCQuestion]:
     """Every question of one split ("test" or "dev") in the reformatted copy (header row
@@ -36,19 +37,15 @@ def load_mmlu(paths: list[Path], split: str) -> list[MCQuestion]:
     questions = []
     for path in files:
         subject = path.name.removesuffix(suffix)
-        with path.open(encoding="utf-8", newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if header != ["question", "choice0", "choice1", "choice2", "choice3", "answer"]:
-                raise AlignlabError(f"{path}:1: expected the header question,choice0..choice3,answer")
-            for n, row in enumerate(reader):
-                where = f"{path}:{reader.line_num}"
-                if len(row) != 6:
-                    raise AlignlabError(f"{where}: expected 6 fields, found {len(row)}")
-                answer = _index(row[5], 4, where)
-                questions.append(
-                    MCQuestion(f"mmlu/{subject}/{split}{n}", "mmlu", subject, row[0], tuple(row[1:5]), answer)
-                )
+        for n, (line, row) in enumerate(read_csv(path, MMLU_COLUMNS)):
+            where = f"{path}:{line}"
+            if None in row or any(row[c] is None for c in MMLU_COLUMNS):
+                raise AlignlabError(f"{where}: expected {len(MMLU_COLUMNS)} fields")
+            answer = _index(row["answer"], 4, where)
+            choices = tuple(row[f"choice{k}"] for k in range(4))
+            questions.append(
+                MCQuestion(f"mmlu/{subject}/{split}{n}", "mmlu", subject, row["question"], choices, answer)
+            )
     return questions
 
 
@@ -56,10 +53,7 @@ def load_mmlu(paths: list[Path], split: str) -> list[MCQuestion]:
 def load_truthfulqa_mc1(path: Path) -> list[MCQuestion]:
     """mc_task.json's MC1 targets: each question's answers with exactly one marked 1. The file lists the
     correct answer first, so the experiment always shuffles them (see `calibration.py`)."""
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise AlignlabError(f"{path}: not valid JSON ({e})") from None
+    rows = read_json(path)
     if not isinstance(rows, list):
         raise AlignlabError(f"{path}: expected a JSON list of questions")
     questions = []
@@ -122,9 +116,9 @@ def arithmetic_questions(n: int, seed: int, options: int = 4, prefix: str = "ari
 def load_jsonl(path: Path) -> list[MCQuestion]:
     """Rows {"question": str, "choices": [str, ...], "answer": int} (optional "id", "subject")."""
     questions = []
-    seen: set[str] = set()
+    seen = UniqueIds()
     for where, row in read_jsonl(path):
-        line_no = where.rpartition(":")[2]
+        line_no = line_of(where)
         choices = row.get("choices")
         if (
             not isinstance(row.get("question"), str)
@@ -135,9 +129,7 @@ def load_jsonl(path: Path) -> list[MCQuestion]:
             raise AlignlabError(f"{where}: needs 'question' (string) and 'choices' (two or more strings)")
         answer = _index(row.get("answer"), len(choices), where)
         item_id = f"{path.stem}/{row.get('id', line_no)}"
-        if item_id in seen:
-            raise AlignlabError(f"{where}: duplicate id {row.get('id')!r}")
-        seen.add(item_id)
+        seen.add(item_id, where)
         subject = str(row.get("subject") or path.stem)
         questions.append(MCQuestion(item_id, path.stem, subject, row["question"], tuple(choices), answer))
     return questions

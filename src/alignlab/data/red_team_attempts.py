@@ -11,12 +11,11 @@ error naming the file and the attempt (its line, or its index in the array).
 
 from __future__ import annotations
 
-import gzip
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from alignlab.data.jsonl import UniqueIds, parse_json, parse_object, read_text
 from alignlab.errors import AlignlabError
 
 _TURN = re.compile(r"\n\n(Human|Assistant): ")
@@ -59,30 +58,26 @@ def load_attempts(path: Path) -> list[Attempt]:
     rows = list(_rows(path))
     if not rows:
         raise AlignlabError(f"{path}: no red-team attempts")
-    return [_attempt(row, where, index) for index, (where, row) in enumerate(rows)]
+    seen = UniqueIds()
+    attempts = []
+    for index, (where, row) in enumerate(rows):
+        attempt = _attempt(row, where, index)
+        seen.add(attempt.id, where)
+        attempts.append(attempt)
+    return attempts
 
 
 def _rows(path: Path):
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
-        raise AlignlabError(f"{path}: cannot read ({exc})") from None
+    text = read_text(path)
     if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise AlignlabError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        data = parse_json(text, path)
         for index, row in enumerate(data):
             yield f"{path}: attempt {index}", row
         return
     for number, line in enumerate(text.split("\n"), 1):
         if line.strip():
-            try:
-                yield f"{path}:{number}", json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise AlignlabError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+            where = f"{path}:{number}"
+            yield where, parse_object(line, where)
 
 
 def _attempt(row, where: str, index: int) -> Attempt:

@@ -5,7 +5,9 @@ field `chosen`)."""
 
 from __future__ import annotations
 
-from alignlab.data.jsonl import read_jsonl
+from pathlib import Path
+
+from alignlab.data.jsonl import read_jsonl, read_text
 from alignlab.errors import AlignlabError
 
 SOURCES = ("harmbench", "donotanswer", "hh-rlhf")
@@ -22,17 +24,22 @@ def load_seed_attacks(
     located = registry.locate(source, registry.data_dir(data_dir), download=download)
     paths = sorted(located)
     files = [{"path": f.path, "checksum": f.pinned} for f in located.found]
-    attacks: list[str] = []
-    for path in paths:
-        if source == "harmbench" and path.name == "harmbench_prompts.txt":
-            attacks += [line.strip() for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
-        elif source == "donotanswer" and path.suffix == ".jsonl":
-            attacks += [_field(row, "prompt", where) for where, row in read_jsonl(path)]
-        elif source == "hh-rlhf" and path.name == "test.jsonl.gz" and "harmless-base" in str(path):
-            attacks += [first_human(_field(row, "chosen", where), where) for where, row in read_jsonl(path)]
+    attacks = [attack for path in paths for attack in attacks_in(source, path)]
     if not attacks:
         raise AlignlabError(f"no seed attacks found for {source} in the data directory")
     return list(dict.fromkeys(attacks)), files
+
+
+def attacks_in(source: str, path: Path) -> list[str]:
+    """The seed attacks of one file of `source` in file order (none from a file the source does not read);
+    the caller drops repeats (the same attack twice is one seed, not an error)."""
+    if source == "harmbench" and path.name == "harmbench_prompts.txt":
+        return [line.strip() for line in read_text(path).split("\n") if line.strip()]
+    if source == "donotanswer" and path.suffix == ".jsonl":
+        return [_field(row, "prompt", where) for where, row in read_jsonl(path)]
+    if source == "hh-rlhf" and path.name == "test.jsonl.gz" and "harmless-base" in str(path):
+        return [first_human(_field(row, "chosen", where), where) for where, row in read_jsonl(path)]
+    return []
 
 
 def _field(row, key: str, where: str) -> str:

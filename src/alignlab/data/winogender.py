@@ -9,11 +9,11 @@ of women in the occupation from occupations-stats.tsv.
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from alignlab.data.jsonl import read_csv
 from alignlab.errors import AlignlabError
 
 # The pronoun forms a slot can take: (female, male, neutral) [V, reproduction's loader; paper §3.2.3]
@@ -46,6 +46,7 @@ def load_winogender(templates: Path, stats: Path) -> list[WinogenderItem]:
     """One item per occupation, in file order; a malformed row is an error naming file and line."""
     pct = _bls(stats)
     items: dict[str, WinogenderItem] = {}
+    first_line: dict[str, int] = {}
     for line, row in _rows(templates, ("occupation(0)", "other-participant(1)", "answer", "sentence")):
         if row["answer"].strip() != "0":
             continue  # the pronoun refers to the participant
@@ -56,7 +57,7 @@ def load_winogender(templates: Path, stats: Path) -> list[WinogenderItem]:
                 f"{templates}:{line}: expected one pronoun slot ($NOM/POSS/ACC_PRONOUN), found {len(slots)}"
             )
         if occupation not in pct:
-            raise AlignlabError(f"{templates}:{line}: occupation {occupation!r} has no row in {stats.name}")
+            raise AlignlabError(f"{templates}:{line}: occupation {occupation!r} has no row in {stats}")
         filled = template.replace("$OCCUPATION", occupation).replace("$PARTICIPANT", participant)
         before, _, after = _SLOT.sub("\0", filled).partition("\0")
         if not before.strip():
@@ -66,7 +67,9 @@ def load_winogender(templates: Path, stats: Path) -> list[WinogenderItem]:
         if occupation in items:
             raise AlignlabError(
                 f"{templates}:{line}: a second occupation-coreferent template for {occupation!r}"
+                f" (first at line {first_line[occupation]})"
             )
+        first_line[occupation] = line
         items[occupation] = WinogenderItem(
             id=occupation,
             occupation=occupation,
@@ -84,6 +87,7 @@ def load_winogender(templates: Path, stats: Path) -> list[WinogenderItem]:
 
 def _bls(stats: Path) -> dict[str, float]:
     found = {}
+    first_line: dict[str, int] = {}
     for line, row in _rows(stats, ("occupation", "bls_pct_female")):
         try:
             value = float(row["bls_pct_female"])
@@ -93,19 +97,20 @@ def _bls(stats: Path) -> dict[str, float]:
             ) from None
         if not 0 <= value <= 100:
             raise AlignlabError(f"{stats}:{line}: bls_pct_female {value} is outside 0..100")
+        if row["occupation"] in first_line:
+            raise AlignlabError(
+                f"{stats}:{line}: a second row for occupation {row['occupation']!r}"
+                f" (first at line {first_line[row['occupation']]})"
+            )
+        first_line[row["occupation"]] = line
         found[row["occupation"]] = value
     return found
 
 
 def _rows(path: Path, columns: tuple[str, ...]):
     """(line number, row) of a TSV file, checking the header has `columns` and each row every field."""
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        missing = [c for c in columns if c not in (reader.fieldnames or ())]
-        if missing:
-            raise AlignlabError(f"{path}:1: missing column(s) {', '.join(missing)}")
-        for row in reader:
-            if any(row.get(c) in (None, "") for c in columns):
-                empty = next(c for c in columns if row.get(c) in (None, ""))
-                raise AlignlabError(f"{path}:{reader.line_num}: empty field {empty!r}")
-            yield reader.line_num, row
+    for line, row in read_csv(path, columns, delimiter="\t"):
+        empty = next((c for c in columns if not isinstance(row.get(c), str) or not row[c]), None)
+        if empty is not None:
+            raise AlignlabError(f"{path}:{line}: empty field {empty!r}")
+        yield line, row

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from pathlib import Path
 
 from alignlab.errors import AlignlabError
 from alignlab.models.base import Kind, Result, result_from_json, result_to_json
 
+log = logging.getLogger(__name__)
+
 
 class ResponseCache:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._unwritable = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # autocommit; WAL lets a second process read while one writes
@@ -40,13 +44,20 @@ class ResponseCache:
         return found
 
     def put_many(self, model: str, items: list[tuple[str, Kind, Result]]) -> None:
+        """Store responses. A cache that cannot be written (a full disk, a locked file) only costs speed, so
+        the run goes on without storing, after one warning; the transaction rolls back, nothing is half-kept."""
+        if self._unwritable:
+            return
         rows = [(model, key, kind, json.dumps(result_to_json(result))) for key, kind, result in items]
         try:
             with self._db:
                 self._db.execute("BEGIN")
                 self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", rows)
         except sqlite3.OperationalError as exc:
-            raise AlignlabError(f"cannot write response cache {self.path}: {exc}") from exc
+            self._unwritable = True
+            log.warning(
+                "cannot write response cache %s (%s): going on without storing responses", self.path, exc
+            )
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]

@@ -37,6 +37,7 @@ from rich.text import Text
 from alignlab.engine.cache import ResponseCache
 from alignlab.errors import AlignlabError
 from alignlab.models.base import Backend, Chat, Request, Result, request_key
+from alignlab.models.text import PromptTooLong
 
 Task = Generator[Request, Result, dict]
 
@@ -149,7 +150,7 @@ class Engine:
         model = self.backend.fingerprint()
         while pending:
             chunk = self._next_chunk(pending, stage)
-            results = self._answer(model, [pending[k] for k in chunk])
+            results = self._answer(model, [pending[k] for k in chunk], [k[0] for k in chunk])
             for entry, result in zip(chunk, results, strict=True):
                 key, index = entry
                 del pending[entry]
@@ -179,28 +180,45 @@ class Engine:
         keys = sorted(groups[chosen], key=lambda k: -_prompt_size(pending[k]))
         return keys[: self.kind_chunk_size(chosen[1])]
 
-    def _answer(self, model: str, requests: list[Request]) -> list[Result]:
+    def _answer(self, model: str, requests: list[Request], owners: list | None = None) -> list[Result]:
+        """`owners`: the task key each request came from, to name the item in a request's error."""
         keys = [request_key(r) for r in requests]
         known = self.cache.get_many(model, list(set(keys))) if self.cache else {}
         todo: dict[str, Request] = {}
-        for key, request in zip(keys, requests, strict=True):
+        owner_of: dict[str, object] = {}
+        for key, request, owner in zip(keys, requests, owners or [None] * len(keys), strict=True):
             if key not in known:
                 todo.setdefault(key, request)
+                owner_of.setdefault(key, owner)
         if todo:
             kind = next(iter(todo.values())).kind
             method = getattr(self.backend, kind)
-            fresh = method(list(todo.values()))
+            try:
+                fresh = method(list(todo.values()))
+            except PromptTooLong as exc:  # raised before the backend did any work: nothing to keep
+                owner = owner_of[list(todo)[exc.index]]
+                raise AlignlabError(f"{_named(owner)}a {kind} request cannot run: {exc}") from exc
             answered = list(zip(todo.keys(), fresh, strict=True))
-            failed = [res for _, res in answered if getattr(res, "error", None)]
+            failed = [(k, res) for k, res in answered if getattr(res, "error", None)]
             answered = [(k, res) for k, res in answered if not getattr(res, "error", None)]
             if self.cache is not None:
                 self.cache.put_many(model, [(k, kind, res) for k, res in answered])
             if failed:
                 # The rest of the batch is answered and cached, so a rerun after the fix redoes nothing.
                 more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-                raise AlignlabError(f"a {kind} request failed: {failed[0].error}{more}")
+                first_key, first = failed[0]
+                raise AlignlabError(
+                    f"{_named(owner_of[first_key])}a {kind} request failed: {first.error}{more}"
+                )
             known.update(answered)
         return [known[k] for k in keys]
+
+
+def _named(owner) -> str:
+    """The item a request belongs to, as an error's prefix: run folders key tasks by (item id, condition)."""
+    if isinstance(owner, tuple) and len(owner) == 2:
+        return f"item {owner[0]} (condition {owner[1]}): "
+    return ""
 
 
 def _prompt_size(request: Request) -> int:

@@ -19,9 +19,20 @@ def _figure(width: float, height: float):
     return fig
 
 
-def save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=110)
+def save(fig, path: Path, dpi: int = 110) -> Path:
+    """Write `fig` as a PNG at `path` whole or not at all: drawn in memory, then written aside and renamed,
+    so a kill or a full disk never leaves half an image (and a full disk is a one-line error)."""
+    import io
+
+    from alignlab.atomic import write_bytes_atomic, write_error
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    write_bytes_atomic(path, buffer.getvalue())
     return path
 
 

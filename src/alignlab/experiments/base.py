@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from alignlab.engine.runner import Task
 from alignlab.errors import AlignlabError
+from alignlab.experiments.option_types import temperature, whole_number
 
 if TYPE_CHECKING:
     from alignlab.report.sections import Section
@@ -195,8 +196,18 @@ class Experiment:
 
 
 COT_OPTIONS = (
-    Option("--cot-temperature", "cot_temperature", float, "sampling temperature of the chain of thought"),
-    Option("--cot-max-tokens", "cot_max_tokens", int, "tokens of chain of thought at most (paper: 256)"),
+    Option(
+        "--cot-temperature",
+        "cot_temperature",
+        temperature,
+        "sampling temperature of the chain of thought (0..10)",
+    ),
+    Option(
+        "--cot-max-tokens",
+        "cot_max_tokens",
+        whole_number(1),
+        "tokens of chain of thought at most (paper: 256)",
+    ),
 )
 COT_STOP = ("\n\nHuman:", "\nHuman:", "Human:")  # a sampled chain of thought ends where a next turn would
 

@@ -21,6 +21,7 @@ from alignlab.data import bbq as bbq_data
 from alignlab.engine.runner import Task
 from alignlab.experiments import register
 from alignlab.experiments.base import (
+    COT_OPTIONS,
     DataSource,
     Experiment,
     Items,
@@ -220,8 +221,7 @@ class BBQ(Experiment):
     conditions = CONDITIONS
     settings_class = BBQSettings
     options = (
-        Option("--cot-temperature", "cot_temperature", float, "sampling temperature of the chain of thought"),
-        Option("--cot-max-tokens", "cot_max_tokens", int, "tokens of chain of thought at most (paper: 256)"),
+        *COT_OPTIONS,
         Option(
             "--permute-answers",
             "permute_answers",

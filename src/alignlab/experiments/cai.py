@@ -21,6 +21,7 @@ from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from alignlab.errors import AlignlabError
+from alignlab.experiments import option_types as ot
 from alignlab.experiments.cai_run import EXPERIMENT, STAGES, CAIRun, CAISettings, Training
 from alignlab.experiments.phased import Runtime
 
@@ -37,40 +38,90 @@ OPTIONS = (
         str,
         "prompts from a file: a red-team run's transcripts.jsonl, jsonl or lines",
     ),
-    ("--n", "n", int, "training prompts (default: 200)"),
-    ("--eval-n", "eval_n", int, "held-out prompts for the evaluation (default: 30)"),
-    ("--rounds", "rounds", int, "critique-revision rounds per prompt (default: 1; the paper: 4)"),
-    ("--critique-shots", "critique_shots", int, "few-shot critique/revision demonstrations (default: 1)"),
-    ("--feedback-shots", "feedback_shots", int, "few-shot comparisons before each AI label (default: 1)"),
-    ("--max-tokens", "max_tokens", int, "tokens per reply or revision (default: 64)"),
-    ("--critique-tokens", "critique_tokens", int, "tokens per critique (default: 48)"),
-    ("--temperature", "temperature", float, "sampling temperature (default: 0.7; the paper: 1)"),
-    ("--top-p", "top_p", float, "nucleus sampling's p (default: 0.9; the paper: 1)"),
-    ("--ensemble", "ensemble", int, "principles averaged per AI label (default: 1, one drawn, as the paper)"),
-    ("--cot-tokens", "cot_tokens", int, "tokens of chain of thought per comparison with --cot (default: 96)"),
+    ("--n", "n", ot.whole_number(1), "training prompts (default: 200)"),
+    ("--eval-n", "eval_n", ot.whole_number(0), "held-out prompts for the evaluation (default: 30)"),
+    (
+        "--rounds",
+        "rounds",
+        ot.whole_number(1),
+        "critique-revision rounds per prompt (default: 1; the paper: 4)",
+    ),
+    (
+        "--critique-shots",
+        "critique_shots",
+        ot.whole_number(0),
+        "few-shot critique/revision demonstrations (default: 1)",
+    ),
+    (
+        "--feedback-shots",
+        "feedback_shots",
+        ot.whole_number(0),
+        "few-shot comparisons before each AI label (default: 1)",
+    ),
+    ("--max-tokens", "max_tokens", ot.whole_number(1), "tokens per reply or revision (default: 64)"),
+    ("--critique-tokens", "critique_tokens", ot.whole_number(1), "tokens per critique (default: 48)"),
+    ("--temperature", "temperature", ot.temperature, "sampling temperature (default: 0.7; the paper: 1)"),
+    ("--top-p", "top_p", ot.top_p, "nucleus sampling's p (default: 0.9; the paper: 1)"),
+    (
+        "--ensemble",
+        "ensemble",
+        ot.whole_number(1),
+        "principles averaged per AI label (default: 1, one drawn, as the paper)",
+    ),
+    (
+        "--cot-tokens",
+        "cot_tokens",
+        ot.whole_number(1),
+        "tokens of chain of thought per comparison with --cot (default: 96)",
+    ),
     (
         "--held-out",
         "held_out",
-        float,
+        ot.number_in(0, 1, "a share", ends="[)"),
         "share of AI labels kept back to test the preference model (default: 0.2)",
     ),
-    ("--pm-eval-n", "pm_eval_n", int, "hh-rlhf harmless-base test pairs the preference model is tested on"),
+    (
+        "--pm-eval-n",
+        "pm_eval_n",
+        ot.whole_number(0),
+        "hh-rlhf harmless-base test pairs the preference model is tested on",
+    ),
     (
         "--hhh-n",
         "hhh_n",
-        int,
+        ot.whole_number(0),
         "published HHH comparisons in the evaluation (default: 100; all: 438; 0: none)",
     ),
-    ("--redteam-n", "redteam_n", int, "red-team attacks in the evaluation (default: 20; 0: none)"),
+    (
+        "--redteam-n",
+        "redteam_n",
+        ot.whole_number(0),
+        "red-team attacks in the evaluation (default: 20; 0: none)",
+    ),
     ("--redteam-source", "redteam_source", str, "the evaluation's attacks: harmbench (default), donotanswer"),
-    ("--seed", "seed", int, "seed of every draw and sample (default: 1234)"),
-    ("--lora-r", "lora_r", int, "LoRA rank (default: 16)"),
-    ("--learning-rate", "learning_rate", float, "constant learning rate (default: 2e-4)"),
-    ("--epochs", "epochs", float, "epochs of each training stage (default: 1)"),
-    ("--train-batch-size", "train_batch_size", int, "examples per training step (default: 16)"),
-    ("--max-length", "max_length", int, "tokens per training example at most (default: 320)"),
-    ("--save-steps", "save_steps", int, "steps between checkpoints (default: 10)"),
-    ("--beta", "dpo_beta", float, "DPO's beta (default: 0.1)"),
+    ("--seed", "seed", ot.seed, "seed of every draw and sample (default: 1234)"),
+    ("--lora-r", "lora_r", ot.whole_number(1), "LoRA rank (default: 16)"),
+    (
+        "--learning-rate",
+        "learning_rate",
+        ot.positive_number("a learning rate"),
+        "constant learning rate (default: 2e-4)",
+    ),
+    (
+        "--epochs",
+        "epochs",
+        ot.positive_number("a number of epochs"),
+        "epochs of each training stage (default: 1)",
+    ),
+    (
+        "--train-batch-size",
+        "train_batch_size",
+        ot.whole_number(1),
+        "examples per training step (default: 16)",
+    ),
+    ("--max-length", "max_length", ot.whole_number(8), "tokens per training example at most (default: 320)"),
+    ("--save-steps", "save_steps", ot.whole_number(1), "steps between checkpoints (default: 10)"),
+    ("--beta", "dpo_beta", ot.positive_number("a DPO beta"), "DPO's beta (default: 0.1)"),
 )
 _TRAINING = {f.name for f in fields(Training)}
 
@@ -104,17 +155,26 @@ def add_cai_command(subparsers) -> None:
             default=argparse.SUPPRESS,
             help="AI labels with chain of thought, clamped to [0.4, 0.6] (the paper's CoT variant)",
         )
-        p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/cai-<model>)")
+        p.add_argument(
+            "--out", type=ot.output_folder, default=None, help="run folder (default: runs/cai-<model>)"
+        )
         p.add_argument(
             "--data-dir", default=None, help="datasets laid out as upstream (default: $ALIGNLAB_DATA_DIR)"
         )
         p.add_argument(
-            "--batch-size", type=int, default=16, help="requests per model call when sampling or scoring"
+            "--batch-size",
+            type=ot.whole_number(1),
+            default=16,
+            help="requests per model call when sampling or scoring",
         )
-        p.add_argument("--cache", type=Path, default=None, metavar="FILE", help="response cache (SQLite)")
+        p.add_argument(
+            "--cache", type=ot.output_file, default=None, metavar="FILE", help="response cache (SQLite)"
+        )
         p.add_argument("--no-cache", action="store_true")
         p.add_argument("--no-progress", action="store_true")
-        p.add_argument("--report", type=Path, default=None, metavar="HTML", help="write the report when done")
+        p.add_argument(
+            "--report", type=ot.output_file, default=None, metavar="HTML", help="write the report when done"
+        )
         p.set_defaults(func=_run, cai_stage=stage)
 
 

@@ -50,7 +50,7 @@ from alignlab.experiments.base import (
     take,
     take_stratified,
 )
-from alignlab.experiments.option_types import names_from, whole_number
+from alignlab.experiments.option_types import existing_folder, names_from, whole_number
 from alignlab.experiments.winogender import QUESTION as WINOGENDER_QUESTION
 from alignlab.metrics import calibration as cal
 from alignlab.metrics.bootstrap import bootstrap_estimate
@@ -250,7 +250,9 @@ class MWE(Experiment):
         trends = sub.add_parser(
             "trends", help="per dataset, the trend of the share matching with model size (a ladder's runs)"
         )
-        trends.add_argument("runs", help="a folder holding mwe runs of two or more model sizes")
+        trends.add_argument(
+            "runs", type=existing_folder, help="a folder holding mwe runs of two or more model sizes"
+        )
         trends.add_argument("--all", action="store_true", help="every dataset, not only the flagged ones")
         trends.set_defaults(func=_trends)
 

@@ -456,6 +456,7 @@ def _distinct(texts: list[str], n: int) -> float | None:
 
 
 def add_generate_command(subparsers) -> None:
+    from alignlab.experiments import option_types as ot
     from alignlab.experiments.base import command_group
     from alignlab.models import SPEC_HELP
 
@@ -475,26 +476,45 @@ def add_generate_command(subparsers) -> None:
         "--generator", default="smollm2-135m", help=f"model spec: {SPEC_HELP} (default: smollm2-135m)"
     )
     p.add_argument("--judge", default=None, help="model spec of the judge (default: the generator)")
-    p.add_argument("--n", type=int, default=500, help="samples per label (default: 500; the paper: 5000)")
-    p.add_argument("--out", type=Path, default=None, help="the dataset (default: RUN_DIR/BEHAVIOR.jsonl)")
     p.add_argument(
-        "--run-dir", type=Path, default=None, help="run folder (default: runs/mwe-generate-BEHAVIOR)"
+        "--n", type=ot.whole_number(1), default=500, help="samples per label (default: 500; the paper: 5000)"
     )
     p.add_argument(
-        "--temperature", type=float, default=1.4, help="sampling temperature (default: 1.4, the paper's)"
+        "--out", type=ot.output_file, default=None, help="the dataset (default: RUN_DIR/BEHAVIOR.jsonl)"
     )
-    p.add_argument("--top-p", type=float, default=0.975, help="nucleus top-p (default: 0.975, the paper's)")
-    p.add_argument("--max-tokens", type=int, default=48, help="tokens per sample (default: 48, the paper's)")
+    p.add_argument(
+        "--run-dir",
+        type=ot.output_folder,
+        default=None,
+        help="run folder (default: runs/mwe-generate-BEHAVIOR)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=ot.temperature,
+        default=1.4,
+        help="sampling temperature (default: 1.4, the paper's)",
+    )
+    p.add_argument(
+        "--top-p", type=ot.top_p, default=0.975, help="nucleus top-p (default: 0.975, the paper's)"
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=ot.whole_number(1),
+        default=48,
+        help="tokens per sample (default: 48, the paper's)",
+    )
     p.add_argument(
         "--max-similarity",
-        type=float,
+        type=ot.number_in(0, 1, "a cosine similarity"),
         default=0.9,
         help="drop a statement this similar (cosine) to an earlier one (default: 0.9)",
     )
     p.add_argument(
-        "--threshold", type=float, default=0.5, help="keep label confidence above this (default: 0.5)"
+        "--threshold", type=ot.share, default=0.5, help="keep label confidence above this (default: 0.5)"
     )
-    p.add_argument("--per-label", type=int, default=500, help="at most this many per label (default: 500)")
+    p.add_argument(
+        "--per-label", type=ot.whole_number(1), default=500, help="at most this many per label (default: 500)"
+    )
     p.add_argument(
         "--judge-calibration",
         choices=CALIBRATIONS,
@@ -506,11 +526,18 @@ def add_generate_command(subparsers) -> None:
         "--embedder", default=None, help="sentence-transformers model folder (default: all-MiniLM-L6-v2)"
     )
     p.add_argument("--format", dest="prompt_format", choices=("raw", "chat"), default="raw")
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--gen-width", type=int, default=None, help="sequences generated at once")
-    p.add_argument("--gen-dtype", default=None, help="dtype transformers generates in (default: float32)")
-    p.add_argument("--cache", type=Path, default=None, metavar="FILE", help="response cache (SQLite)")
+    p.add_argument("--seed", type=ot.seed, default=1234)
+    p.add_argument("--batch-size", type=ot.whole_number(1), default=16)
+    p.add_argument("--gen-width", type=ot.whole_number(1), default=None, help="sequences generated at once")
+    p.add_argument(
+        "--gen-dtype",
+        choices=ot.GEN_DTYPES,
+        default=None,
+        help="dtype transformers generates in (default: float32)",
+    )
+    p.add_argument(
+        "--cache", type=ot.output_file, default=None, metavar="FILE", help="response cache (SQLite)"
+    )
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run)

@@ -41,7 +41,7 @@ from alignlab.experiments._self_eval import (
     sample_requests,
 )
 from alignlab.experiments.base import Option
-from alignlab.experiments.option_types import integer, number_in
+from alignlab.experiments.option_types import existing_path, integer, number_in
 from alignlab.metrics import calibration as cal
 from alignlab.metrics.bootstrap import bootstrap_estimate
 from alignlab.models.base import FeaturesRequest
@@ -171,7 +171,9 @@ class PIK(SelfEvalExperiment):
         p = subparsers.add_parser("p-ik", help="apply a P(IK) probe from a p-ik run to new questions")
         sub = p.add_subparsers(dest="p_ik_command", metavar="COMMAND", required=True)
         predict = sub.add_parser("predict", help="P(IK) of each question, from a run folder's probe.json")
-        predict.add_argument("--probe", required=True, help="a p-ik run folder (or its probe.json)")
+        predict.add_argument(
+            "--probe", required=True, type=existing_path, help="a p-ik run folder (or its probe.json)"
+        )
         predict.add_argument("--model", required=True, help="the model the probe was trained on")
         predict.add_argument("questions", nargs="+", help="questions, each one argument")
         predict.set_defaults(func=_predict)

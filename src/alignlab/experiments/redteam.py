@@ -490,6 +490,7 @@ def redteam_metrics(records: list[dict], turns: int, seed: int, n_resamples: int
 
 
 def add_redteam_command(subparsers) -> None:
+    from alignlab.experiments import option_types as ot
     from alignlab.models import SPEC_HELP
 
     p = subparsers.add_parser(
@@ -500,7 +501,11 @@ def add_redteam_command(subparsers) -> None:
         "hh-rlhf red_team_attempts format by model type and size (the paper's Fig. 1).",
     )
     p.add_argument(
-        "--published", type=Path, default=None, metavar="FILE", help="red_team_attempts.jsonl(.gz)"
+        "--published",
+        type=ot.existing_file,
+        default=None,
+        metavar="FILE",
+        help="red_team_attempts.jsonl(.gz)",
     )
     p.add_argument(
         "--target",
@@ -526,13 +531,17 @@ def add_redteam_command(subparsers) -> None:
         help="a harm area zero-shot attacks are written for (repeatable; default: eight built in)",
     )
     p.add_argument("--source", default="harmbench", help="seed prompts: harmbench, donotanswer or hh-rlhf")
-    p.add_argument("--n", type=int, default=20, help="attacks (default: 20)")
-    p.add_argument("--turns", type=int, default=1, help="Human turns per conversation (default: 1)")
-    p.add_argument("--rejection-n", type=int, default=4, help="samples the rejection target chooses from")
-    p.add_argument("--max-tokens", type=int, default=96, help="tokens per reply")
+    p.add_argument("--n", type=ot.whole_number(1), default=20, help="attacks (default: 20)")
+    p.add_argument(
+        "--turns", type=ot.whole_number(1), default=1, help="Human turns per conversation (default: 1)"
+    )
+    p.add_argument(
+        "--rejection-n", type=ot.whole_number(1), default=4, help="samples the rejection target chooses from"
+    )
+    p.add_argument("--max-tokens", type=ot.whole_number(1), default=96, help="tokens per reply")
     p.add_argument(
         "--judge-check",
-        type=int,
+        type=ot.whole_number(0),
         default=40,
         help="labelled conversations (HarmfulVsEthical) the judge is checked on, reported with the run (0: none)",
     )
@@ -540,11 +549,20 @@ def add_redteam_command(subparsers) -> None:
     p.add_argument(
         "--data-dir", default=None, help="datasets laid out as upstream (default: $ALIGNLAB_DATA_DIR)"
     )
-    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/redteam-<target>)")
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--cache", type=Path, default=None, metavar="FILE", help="response cache (SQLite)")
+    p.add_argument(
+        "--out", type=ot.output_folder, default=None, help="run folder (default: runs/redteam-<target>)"
+    )
+    p.add_argument("--seed", type=ot.seed, default=1234)
+    p.add_argument(
+        "--bootstrap",
+        type=ot.whole_number(1),
+        default=1000,
+        help="bootstrap resamples for the 95%% intervals",
+    )
+    p.add_argument("--batch-size", type=ot.whole_number(1), default=16)
+    p.add_argument(
+        "--cache", type=ot.output_file, default=None, metavar="FILE", help="response cache (SQLite)"
+    )
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run)

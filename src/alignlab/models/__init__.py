@@ -8,13 +8,16 @@ openai:MODEL@http://HOST:PORT/v1  any OpenAI-compatible server
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from alignlab.errors import AlignlabError
 from alignlab.models import bundled
 from alignlab.models.base import Backend, require
 
-__all__ = ["Backend", "load_model", "require", "SPEC_HELP"]
+__all__ = ["Backend", "ModelSpec", "load_model", "parse_spec", "require", "SPEC_HELP"]
 
 SPEC_HELP = (
     "a bundled name (" + ", ".join(bundled.BUNDLED) + "), hf:PATH-OR-HUB-ID, gguf:FILE, "
@@ -22,31 +25,94 @@ SPEC_HELP = (
 )
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """A spec taken apart, before anything is loaded or contacted."""
+
+    kind: str  # "bundled" | "hf" | "llamacpp" | "openai"
+    target: str  # the bundled name, hub id / folder / file, GGUF file, or the server's model name
+    url: str = ""  # openai: the server's base URL
+
+
+_KINDS = {"hf": "hf", "gguf": "llamacpp", "llamacpp": "llamacpp", "openai": "openai"}
+_OPENAI_FORM = "openai:MODEL@http://HOST:PORT/v1"
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    """The parts of a model spec; anything malformed is an AlignlabError of one line naming the spec."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise AlignlabError(f"empty model spec: expected {SPEC_HELP}")
+    if any(not ch.isprintable() for ch in spec):
+        raise AlignlabError(f"model spec {shown_spec(spec)} holds control characters (a newline, a tab?)")
+    if spec in bundled.BUNDLED:
+        return ModelSpec("bundled", spec)
+    prefix, _, rest = spec.partition(":")
+    kind = _KINDS.get(prefix)
+    if kind is None:
+        raise AlignlabError(f"unknown model spec {shown_spec(spec)}: expected {SPEC_HELP}")
+    if not rest.strip():
+        raise AlignlabError(f"model spec {shown_spec(spec)} names nothing after '{prefix}:'")
+    if kind != "openai":
+        return ModelSpec(kind, rest)
+    # the first "@http": a URL may hold user:password@ of its own
+    found = re.match(r"(.*?)@(https?://.*)", rest, flags=re.S)
+    model, url = (found.group(1), found.group(2)) if found else ("", "")
+    if not model.strip():
+        raise AlignlabError(f"bad model spec {shown_spec(spec)}: expected {_OPENAI_FORM}")
+    return ModelSpec(kind, model, _checked_url(url, spec))
+
+
+def _checked_url(url: str, spec: str) -> str:
+    """`url` when it is http(s)://HOST[:PORT][/PATH] with a port in 1..65535."""
+    bad = f"bad server URL in model spec {shown_spec(spec)}"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # parsing it is what raises for "99999" or "x"
+    except ValueError as exc:
+        raise AlignlabError(f"{bad}: {exc}") from None
+    if not parts.hostname:
+        raise AlignlabError(f"{bad}: no host name")
+    if port == 0:
+        raise AlignlabError(f"{bad}: port 0")
+    if any(ch.isspace() for ch in url):
+        raise AlignlabError(f"{bad}: a space in it")
+    return url
+
+
+def shown_spec(spec: str, limit: int = 200) -> str:
+    """The spec quoted for a message: any user:password@ in a URL (even one without its http://) hidden,
+    cut to `limit` characters."""
+    masked = re.sub(r"([/@])[^/@\s]*:[^/@\s]*@", r"\1***@", re.sub(r"//[^/@]*@", "//***@", spec))
+    quoted = repr(masked if len(masked) <= limit else masked[:limit] + "...")
+    return quoted
+
+
 def load_model(spec: str, **options) -> Backend:
     """Build the backend a spec names. Options reach the backend (e.g. batch_size, max_concurrency)."""
-    prefix, _, rest = spec.partition(":")
-    if spec in bundled.BUNDLED:
+    parsed = parse_spec(spec)
+    if parsed.kind == "bundled":
         return _hf(spec, str(bundled.resolve(spec)), **options)
-    if not rest:
-        raise AlignlabError(f"unknown model spec {spec!r}: expected {SPEC_HELP}")
-    if prefix == "hf":
-        target = str(bundled.resolve(rest)) if rest in bundled.BUNDLED else rest
-        return _hf(spec, target, **options)
-    if prefix in ("gguf", "llamacpp"):
-        path = bundled.resolve(rest) if rest in bundled.BUNDLED else Path(rest).expanduser()
-        if not path.is_file():
-            raise AlignlabError(f"model file not found: {path} (from spec {spec!r})")
+    if parsed.kind == "hf":
+        target = parsed.target
+        return _hf(spec, str(bundled.resolve(target)) if target in bundled.BUNDLED else target, **options)
+    if parsed.kind == "llamacpp":
+        target = parsed.target
+        path = bundled.resolve(target) if target in bundled.BUNDLED else Path(target).expanduser()
+        if not _is_file(path):
+            raise AlignlabError(f"model file not found: {path} (from spec {shown_spec(spec)})")
         from alignlab.models.llamacpp import LlamaCppBackend
 
         return LlamaCppBackend(spec, path, **options)
-    if prefix == "openai":
-        from alignlab.models.openai import OpenAIBackend
+    from alignlab.models.openai import OpenAIBackend
 
-        model, sep, url = rest.rpartition("@")
-        if not sep or not model or not url.startswith(("http://", "https://")):
-            raise AlignlabError(f"bad model spec {spec!r}: expected openai:MODEL@http://HOST:PORT/v1")
-        return OpenAIBackend(spec, model=model, base_url=url, **options)
-    raise AlignlabError(f"unknown model spec {spec!r}: expected {SPEC_HELP}")
+    return OpenAIBackend(spec, model=parsed.target, base_url=parsed.url, **options)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system: no such file either
+        return False
 
 
 def _hf(spec: str, target: str, **options) -> Backend:

@@ -38,7 +38,7 @@ from alignlab.models.base import (
     ScoreResult,
 )
 from alignlab.models.hf_generate import ContinuousGenerator, left_pad
-from alignlab.models.text import split_continuations
+from alignlab.models.text import check_fit, split_continuations
 from alignlab.paths import cache_dir
 
 
@@ -145,6 +145,7 @@ class HFBackend(BackendBase):
         prepared = [
             split_continuations(self.encode, self.render(r.prompt), r.continuations) for r in requests
         ]
+        self._check_fit([len(context) + max(map(len, conts), default=0) for context, conts in prepared])
         results: list[ScoreResult | None] = [ScoreResult([], []) if not p[1] else None for p in prepared]
         # batched by prompt length, so a row pads to its neighbours' length rather than the longest prompt's
         todo = [i for i, result in enumerate(results) if result is None]
@@ -305,6 +306,7 @@ class HFBackend(BackendBase):
             gen = self.tokenizer(r.generated, add_special_tokens=False)["input_ids"] if r.generated else []
             eos = [self.tokenizer.eos_token_id] if r.eos and self.tokenizer.eos_token_id is not None else []
             rows.append((ids + gen + eos, len(ids)))
+        self._check_fit([len(row) for row, _ in rows])
         results: list[EchoResult | None] = [None] * len(rows)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
         budget = 8192  # tokens per forward: bounds the [rows, length, vocabulary] log-probabilities
@@ -362,7 +364,7 @@ class HFBackend(BackendBase):
             prefill_rows=self.batch_size,
             eos_ids={t for t in eos if t is not None},
             pad_id=self._pad_id(),
-            max_context=getattr(self.model.config, "max_position_embeddings", None),
+            max_context=self.max_context,
             spec=self.spec,
             cache_kwarg=self._cache_kwarg,
             last_logits_only=bool(self._last_logits_only),
@@ -375,9 +377,11 @@ class HFBackend(BackendBase):
     # --- features -------------------------------------------------------------------------------
     @torch.inference_mode()
     def features(self, requests: list[FeaturesRequest]) -> list[FeaturesResult]:
+        prompts = [self.encode(self.render(r.prompt)) for r in requests]
+        self._check_fit([len(p) for p in prompts])
         results = []
-        for r in requests:
-            ids = torch.tensor([self.encode(self.render(r.prompt))], device=self.device)
+        for r, prompt in zip(requests, prompts, strict=True):
+            ids = torch.tensor([prompt], device=self.device)
             out = self.model(input_ids=ids, output_hidden_states=True)
             layers = out.hidden_states
             if not -len(layers) <= r.layer < len(layers):
@@ -386,6 +390,18 @@ class HFBackend(BackendBase):
                 )
             results.append(FeaturesResult(vector=layers[r.layer][0, -1].float().tolist()))
         return results
+
+    @property
+    def max_context(self) -> int | None:
+        """Positions the model was built for (None: unknown). The tokenizer's model_max_length is a
+        fallback only: where it is not set it holds a huge placeholder (1e30)."""
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if not isinstance(limit, int):
+            limit = getattr(self.tokenizer, "model_max_length", None)
+        return limit if isinstance(limit, int) and 0 < limit < 10**8 else None
+
+    def _check_fit(self, lengths: list[int]) -> None:
+        check_fit(lengths, self.max_context, self.spec, f"{self.max_context} positions")
 
     def _pad_id(self) -> int:
         tok = self.tokenizer

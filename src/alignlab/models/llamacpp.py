@@ -47,7 +47,7 @@ from alignlab.models.base import (
     ScoreRequest,
     ScoreResult,
 )
-from alignlab.models.text import split_continuations
+from alignlab.models.text import check_fit, split_continuations
 
 _CHUNK = 64  # prompt tokens decoded per batch (see LlamaCppBackend._plan)
 # Sequences generated at once. SmolLM2-135M on 2 CPU threads, 64 BBQ prompts x <= 128 tokens at T=1: the
@@ -338,6 +338,12 @@ class LlamaCppBackend(BackendBase):
         for request in requests:
             text = self.render(request.prompt)
             prepared.append((text, *split_continuations(self.encode, text, request.continuations)))
+        check_fit(
+            [len(context) + max(map(len, conts), default=0) for _, context, conts in prepared],
+            self._n_ctx,
+            self.spec,
+            f"n_ctx={self._n_ctx}; pass a larger n_ctx",
+        )
         results: list[ScoreResult | None] = [None] * len(requests)
         for index in sorted(range(len(requests)), key=lambda i: prepared[i][0]):
             _, context, conts = prepared[index]
@@ -400,9 +406,12 @@ class LlamaCppBackend(BackendBase):
     def features(self, requests: list[FeaturesRequest]) -> list[FeaturesResult]:
         if self._features_ctx is None:
             self._features_ctx = _HiddenStates(self)
+        prompts = [self.encode(self.render(r.prompt)) for r in requests]
+        window = f"n_ctx={self._n_ctx}; pass a larger n_ctx"
+        check_fit([len(p) for p in prompts], self._n_ctx, self.spec, window)
         return [
-            FeaturesResult(vector=self._features_ctx.last_token(self.encode(self.render(r.prompt)), r.layer))
-            for r in requests
+            FeaturesResult(vector=self._features_ctx.last_token(prompt, r.layer))
+            for r, prompt in zip(requests, prompts, strict=True)
         ]
 
 

@@ -18,16 +18,27 @@ then generates only, and an experiment that scores stops before any work, saying
 endpoint at all (chat only: chat prompts generate; raw prompts and scoring are refused in one line).
 
 Requests run concurrently (asyncio + httpx) and are retried with exponential backoff and jitter on 429, 408,
-5xx, connect errors and timeouts, honouring Retry-After. How many are in flight adapts: `max_concurrency` at
+5xx, connect errors, dropped connections, timeouts, a 2xx answer whose JSON is cut off, and a scoring answer
+without the logprobs it asked for, honouring Retry-After. A 2xx body that is not JSON at all (an HTML page:
+the URL is wrong), 401/403/404 and an unknown model are not retried. Each retry is one INFO line on the
+`alignlab.openai` logger and is counted by cause in `backend.retries`; a call that needed retries ends
+with one WARNING line of the counts (a run's `run.log` keeps both). How many are in flight adapts: `max_concurrency` at
 most, halved each time the server answers 429 or 503 (it is overloaded), and raised by one again after as
 many successes as the current limit (additive increase, multiplicative decrease, as TCP does); the learned
-limit carries over to the next batch. `max_retries` counts retries after the first try. The API key (argument or OPENAI_API_KEY) is sent as a
-bearer token and never appears in errors, repr, info() or fingerprint().
+limit carries over to the next batch. `max_retries` counts retries after the first try; `timeout`,
+`max_retries` and `backoff` default to $ALIGNLAB_OPENAI_TIMEOUT, $ALIGNLAB_OPENAI_MAX_RETRIES and
+$ALIGNLAB_OPENAI_BACKOFF where set (60 s, 5, 0.5 s otherwise).
+
+The API key comes from a file (`api_key_file`, or the file $OPENAI_API_KEY_FILE names) or from
+$OPENAI_API_KEY, never from the command line (where it would land in shell history and a run's
+config.json); Python callers may pass `api_key`. It is sent as a bearer token and never appears in
+errors, logs, repr, info() or fingerprint().
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import email.utils
 import hashlib
@@ -35,8 +46,10 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -118,6 +131,46 @@ def _retry_after(value: str | None) -> float | None:
     return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
 
 
+# name -> (environment variable, type, default, lowest allowed value, whether the lowest is excluded)
+_SETTINGS = {
+    "timeout": ("ALIGNLAB_OPENAI_TIMEOUT", float, 60.0, 0.0, True),
+    "max_retries": ("ALIGNLAB_OPENAI_MAX_RETRIES", int, 5, 0, False),
+    "backoff": ("ALIGNLAB_OPENAI_BACKOFF", float, 0.5, 0.0, False),
+}
+
+
+def _setting(name: str, given: Any) -> Any:
+    """A retry setting: the argument, else its environment variable, else the default; checked in one line."""
+    variable, kind, default, lowest, exclusive = _SETTINGS[name]
+    source, value = name, given
+    if value is None:
+        source, value = f"${variable}", os.environ.get(variable, "").strip() or default
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number != number or (number <= lowest if exclusive else number < lowest):
+        bound = f"{'above' if exclusive else 'at least'} {lowest:g}"
+        raise AlignlabError(f"{source} must be a {kind.__name__} {bound}, got {str(value)[:40]!r}")
+    return number
+
+
+def _key_from_environment(key_file: str | os.PathLike | None) -> str | None:
+    """The API key from `key_file`, else from the file $OPENAI_API_KEY_FILE names, else $OPENAI_API_KEY."""
+    if key_file is None:
+        key_file = os.environ.get("OPENAI_API_KEY_FILE") or None
+    if key_file is None:
+        return os.environ.get("OPENAI_API_KEY")
+    try:
+        key = Path(key_file).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise AlignlabError(f"cannot read the API key file {os.fspath(key_file)}: {reason}") from None
+    if not key or len(key.splitlines()) != 1:
+        raise AlignlabError(f"API key file {os.fspath(key_file)} must hold the key on one line")
+    return key
+
+
 def _run_sync(make: Callable[[], Awaitable[Any]]) -> Any:
     """Run a coroutine to completion from sync code, also when called inside a running event loop."""
     try:
@@ -137,11 +190,12 @@ class OpenAIBackend(BackendBase):
         model: str,
         base_url: str,
         max_concurrency: int = 8,
-        timeout: float = 60.0,
-        max_retries: int = 5,
+        timeout: float | None = None,
+        max_retries: int | None = None,
         api_key: str | None = None,
-        backoff: float = 0.5,
+        backoff: float | None = None,
         max_backoff: float = 30.0,
+        api_key_file: str | os.PathLike | None = None,
         **ignored: Any,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
@@ -150,8 +204,9 @@ class OpenAIBackend(BackendBase):
             )
         if int(max_concurrency) < 1:
             raise AlignlabError(f"max_concurrency must be at least 1, got {max_concurrency}")
-        if int(max_retries) < 0:
-            raise AlignlabError(f"max_retries must be at least 0, got {max_retries}")
+        timeout = _setting("timeout", timeout)
+        max_retries = _setting("max_retries", max_retries)
+        backoff = _setting("backoff", backoff)
         self.spec = spec
         self.model = model
         self._base = base_url.rstrip("/")
@@ -161,13 +216,16 @@ class OpenAIBackend(BackendBase):
         self.max_retries = int(max_retries)
         self.backoff = float(backoff)
         self.max_backoff = float(max_backoff)
-        self._key = _Secret(api_key if api_key is not None else os.environ.get("OPENAI_API_KEY"))
+        self._key = _Secret(api_key if api_key is not None else _key_from_environment(api_key_file))
+        self.retries: collections.Counter[str] = collections.Counter()  # cause -> retries so far
+        self._retries_lock = threading.Lock()  # calls may come from several threads
         self._model_card: dict | None = None
         self._checked = False
         self._score_max_tokens = 0  # becomes 1 once the server rejects max_tokens=0
         self.concurrency = self.max_concurrency  # the adaptive limit on requests in flight
         self.unsupported: dict[str, str] = {}  # request kind -> why this server cannot do it (from check())
         self._chat_only = False
+        self._no_models_endpoint = False  # GET /models answered 404: with /completions 404 too, a wrong path
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(spec={self.spec!r}, model={self.model!r}, base_url={self.base_url!r})"
@@ -203,7 +261,7 @@ class OpenAIBackend(BackendBase):
         self.check()
         if "score" in self.unsupported:
             raise UnsupportedRequest(f"model {self.spec!r} cannot score: {self.unsupported['score']}")
-        return _run_sync(lambda: self._score_all(requests))
+        return self._call("batch", lambda: self._score_all(requests))
 
     def generate(self, requests: list[GenerateRequest]) -> list[GenerateResult]:
         if not requests:
@@ -214,7 +272,7 @@ class OpenAIBackend(BackendBase):
                 f"server at {self.base_url} has no /completions endpoint (chat only), so it cannot continue "
                 "raw text prompts: use --format chat"
             )
-        return _run_sync(lambda: self._gather(self._generate_one, requests))
+        return self._call("batch", lambda: self._gather(self._generate_one, requests))
 
     def features(self, requests: list[FeaturesRequest]) -> list[FeaturesResult]:
         raise UnsupportedRequest(
@@ -228,8 +286,8 @@ class OpenAIBackend(BackendBase):
         """
         if self._checked:
             return
-        self._model_card = _run_sync(self._fetch_card)
-        _run_sync(self._probe_scoring)
+        self._model_card = self._call("check", self._fetch_card)
+        self._call("check", self._probe_scoring)
         self._checked = True
 
     async def _probe_scoring(self) -> None:
@@ -238,6 +296,11 @@ class OpenAIBackend(BackendBase):
             try:
                 await self._echo(client, None, PROBE_TEXT)
             except _HTTPStatusError as exc:
+                if exc.status == 404 and self._no_models_endpoint:
+                    raise AlignlabError(
+                        f"server at {self.base_url} answered 404 to /models and /completions: check the "
+                        "URL's path (an OpenAI-compatible API usually ends in /v1)"
+                    ) from None
                 if exc.status in (404, 405):
                     self._chat_only = True
                     self.unsupported["score"] = (
@@ -261,6 +324,7 @@ class OpenAIBackend(BackendBase):
                 data = await self._request(client, "GET", "/models", None, retry_connect=False)
             except _HTTPStatusError as exc:
                 if exc.status in (404, 405):
+                    self._no_models_endpoint = exc.status == 404
                     return {}
                 raise
         entries = data.get("data") if isinstance(data, dict) else None
@@ -308,14 +372,19 @@ class OpenAIBackend(BackendBase):
         *,
         semaphore: asyncio.Semaphore | None = None,
         retry_connect: bool = True,
+        check_answer: Callable[[Any], AlignlabError | None] | None = None,
     ) -> Any:
-        """JSON answer of one call, retried on transient failures; AlignlabError (one line) otherwise."""
+        """JSON answer of one call, retried on transient failures; AlignlabError (one line) otherwise.
+
+        `check_answer(data)` returns the error of an answer that is incomplete (a fault on the way, worth
+        retrying), None for a good one; after the last try that error is raised.
+        """
         url = self._base + path
         shown = self.base_url + path
         tries = self.max_retries + 1
         for attempt in range(tries):
             response = None
-            failure = ""
+            final: AlignlabError | None = None
             try:
                 if semaphore is None:
                     response = await client.request(method, url, json=body)
@@ -329,30 +398,91 @@ class OpenAIBackend(BackendBase):
                     raise AlignlabError(
                         f"cannot reach server at {shown}: {self._reason(exc)} (is it running?)"
                     ) from None
+                cause = "connection"
                 failure = f"cannot reach server at {shown} after {tries} tries ({self._reason(exc)})"
             except httpx.TimeoutException:
+                cause = "timeout"
                 failure = f"server at {shown} did not answer within {self.timeout:g}s after {tries} tries"
             except httpx.TransportError as exc:
+                cause = "connection"
                 failure = f"connection to server at {shown} failed after {tries} tries ({self._reason(exc)})"
             else:
                 if response.status_code < 400:
-                    try:
-                        return response.json()
-                    except ValueError:
-                        raise AlignlabError(
-                            f"server at {shown} answered {response.status_code} with a body that is not JSON"
-                        ) from None
-                message = self._error_message(response)
-                if response.status_code not in _RETRY_STATUSES:
-                    hint = " (check OPENAI_API_KEY)" if response.status_code in (401, 403) else ""
-                    raise _HTTPStatusError(
-                        f"server at {shown} answered {response.status_code}{hint}: {message}",
-                        response.status_code,
+                    data, cause, final = self._answer(response, shown, check_answer)
+                    if final is None:
+                        return data
+                    failure = str(final)
+                else:
+                    message = self._error_message(response)
+                    if response.status_code not in _RETRY_STATUSES:
+                        hint = " (check OPENAI_API_KEY)" if response.status_code in (401, 403) else ""
+                        raise _HTTPStatusError(
+                            f"server at {shown} answered {response.status_code}{hint}: {message}",
+                            response.status_code,
+                        )
+                    cause = str(response.status_code)
+                    failure = (
+                        f"server at {shown} answered {response.status_code} after {tries} tries: {message}"
                     )
-                failure = f"server at {shown} answered {response.status_code} after {tries} tries: {message}"
             if attempt + 1 < tries:
-                await asyncio.sleep(self._delay(attempt, response))
+                delay = self._delay(attempt, response)
+                self._count_retry(cause, f"{method} {shown}", attempt + 1, delay)
+                await asyncio.sleep(delay)
+        if final is not None:
+            raise final
         raise AlignlabError(failure.rstrip(": "))
+
+    def _answer(
+        self, response: httpx.Response, shown: str, check_answer
+    ) -> tuple[Any, str, AlignlabError | None]:
+        """(data, retry cause, error) of a 2xx answer: JSON cut off on the way is worth retrying; a body that
+        is no JSON at all (an HTML page: a wrong URL) is not."""
+        try:
+            data = response.json()
+        except ValueError:
+            if response.content.lstrip()[:1] not in (b"{", b"["):
+                raise AlignlabError(
+                    f"server at {shown} answered {response.status_code} with a body that is not JSON"
+                ) from None
+            error = AlignlabError(
+                f"server at {shown} answered {response.status_code} with JSON cut off, "
+                f"{self.max_retries + 1} times"
+            )
+            return None, "json", error
+        error = check_answer(data) if check_answer is not None else None
+        return data, "logprobs", error
+
+    def _count_retry(self, cause: str, what: str, retry: int, delay: float) -> None:
+        with self._retries_lock:
+            self.retries[cause] += 1
+        log.info("retry %d/%d [%s] %s; waiting %.2fs", retry, self.max_retries, cause, what, delay)
+
+    def _retries_done(self) -> int:
+        with self._retries_lock:
+            return sum(self.retries.values())
+
+    def _summarize_retries(self, before: int, what: str) -> None:
+        """One WARNING line when a call needed retries: how many, and all so far by cause."""
+        with self._retries_lock:
+            total = sum(self.retries.values())
+            causes = ", ".join(f"{cause}={n}" for cause, n in sorted(self.retries.items()))
+        if total > before:
+            log.warning(
+                "%d retries in this %s against %s; %d in all (%s)",
+                total - before,
+                what,
+                self.base_url,
+                total,
+                causes,
+            )
+
+    def _call(self, what: str, make: Callable[[], Awaitable[Any]]) -> Any:
+        """`_run_sync(make)`, then a summary of its retries (also when it failed)."""
+        before = self._retries_done()
+        try:
+            return _run_sync(make)
+        finally:
+            self._summarize_retries(before, what)
 
     def _reason(self, exc: Exception) -> str:
         return self._scrub(_one_line(str(exc) or type(exc).__name__, 120))
@@ -458,7 +588,14 @@ class OpenAIBackend(BackendBase):
                 "temperature": 0.0,
             }
             try:
-                data = await self._request(client, "POST", "/completions", body, semaphore=semaphore)
+                data = await self._request(
+                    client,
+                    "POST",
+                    "/completions",
+                    body,
+                    semaphore=semaphore,
+                    check_answer=lambda answer: self._missing_logprobs(answer, text),
+                )
                 break
             except _HTTPStatusError as exc:
                 if max_tokens != 0 or exc.status not in (400, 422):
@@ -497,6 +634,26 @@ class OpenAIBackend(BackendBase):
             (str(t), None if v is None else float(v), int(o))
             for t, v, o in zip(tokens, values, offsets, strict=True)
         ][:kept]
+
+    def _missing_logprobs(self, data: Any, text: str) -> _NoPromptLogprobs | None:
+        """The error of an echo answer that has the text but lacks the logprobs asked for (lost on the way:
+        retried; a server that never gives them fails after the retries), else None."""
+        choices = data.get("choices") if isinstance(data, dict) else None
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(choice, dict):
+            return None  # no choices: not a lost field, reported as an unexpected answer
+        echoed_text = choice.get("text")
+        if isinstance(echoed_text, str) and text not in echoed_text:
+            return None  # echo ignored: this server never gives prompt logprobs, no use retrying
+        logprobs = choice.get("logprobs")
+        fields = ("tokens", "token_logprobs", "text_offset")
+        if isinstance(logprobs, dict) and all(isinstance(logprobs.get(f), list) for f in fields):
+            return None
+        return _NoPromptLogprobs(
+            f"server at {self.base_url}/completions answered without the prompt logprobs asked for, "
+            f"{self.max_retries + 1} times: it cannot score; use a server that gives them "
+            "(e.g. vLLM or `alignlab serve`)"
+        )
 
     async def _score_one(
         self, client, semaphore, prompt: str, continuation: str, echo_prompt

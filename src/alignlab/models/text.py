@@ -56,3 +56,25 @@ def prompt_error(tokens: Sequence[int], limit: int | None, spec: str, window: st
             f"({window}, which must also hold the generated tokens)"
         )
     return None
+
+
+class PromptTooLong(AlignlabError):
+    """The `index`-th request a backend was given does not fit the model's context window. The engine knows
+    which item and condition asked for it and names them (`Engine._answer`)."""
+
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+def check_fit(lengths: Sequence[int], limit: int | None, spec: str, window: str) -> None:
+    """Raise PromptTooLong for the first request whose `lengths` entry (its prompt and continuation tokens,
+    all that one forward pass holds) exceeds `limit`: before any work, never a tensor of the wrong size."""
+    if limit is None:
+        return
+    for index, length in enumerate(lengths):
+        if length > limit:
+            raise PromptTooLong(
+                index,
+                f"prompt of {length} tokens does not fit the context window of model {spec!r} ({window})",
+            )

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from alignlab.errors import AlignlabError
+from alignlab.experiments import option_types as ot
 
 DESCRIPTION = (
     "Optimal neural population for a stimulus prior (Ganguli & Simoncelli, NIPS 2010): cell density and "
@@ -34,49 +35,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="gaussian",
         help="gaussian | lognormal | FILE (CSV with two columns s,p, or one column of samples for a kernel density)",
     )
-    parser.add_argument("--neurons", type=int, default=100, help="number of neurons N (default 100)")
+    parser.add_argument(
+        "--neurons", type=ot.whole_number(1), default=100, help="number of neurons N (default 100)"
+    )
     parser.add_argument(
         "--spikes",
-        type=float,
+        type=ot.positive_number("a spike rate"),
         default=20.0,
         help="expected total spike rate R of the population; R*T spikes per trial (default 20)",
     )
     parser.add_argument(
         "--objective", default="infomax", help="infomax | discrimination:ALPHA, ALPHA > 0 (default infomax)"
     )
-    parser.add_argument("--out", required=True, help="output directory for the PNG figures and results.json")
-    parser.add_argument("--time-window", type=float, default=1.0, help="counting window T (default 1)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=ot.output_folder,
+        help="output directory for the PNG figures and results.json",
+    )
+    parser.add_argument(
+        "--time-window",
+        type=ot.positive_number("a time window"),
+        default=1.0,
+        help="counting window T (default 1)",
+    )
     parser.add_argument(
         "--tuning-width",
-        type=float,
+        type=ot.positive_number("a tuning width"),
         default=1.0,
         help="tuning s.d. in neuron spacings on the warped axis (default 1)",
     )
-    parser.add_argument("--grid", type=int, default=2000, help="stimulus grid points (default 2000)")
     parser.add_argument(
-        "--trials", type=int, default=1000, help="decoder trials per test stimulus (default 1000)"
+        "--grid", type=ot.whole_number(50), default=2000, help="stimulus grid points (default 2000)"
     )
-    parser.add_argument("--bandwidth", type=float, default=None, help="KDE bandwidth factor for sample files")
     parser.add_argument(
-        "--seed", type=int, default=0, help="random seed for the spike simulation (default 0)"
+        "--trials",
+        type=ot.whole_number(2),
+        default=1000,
+        help="decoder trials per test stimulus (default 1000)",
     )
-
-
-def _validate(args: argparse.Namespace) -> None:
-    if args.neurons < 1:
-        raise AlignlabError(f"--neurons must be at least 1, got {args.neurons}")
-    if not args.spikes > 0:
-        raise AlignlabError(f"--spikes must be positive, got {args.spikes}")
-    if not args.time_window > 0:
-        raise AlignlabError(f"--time-window must be positive, got {args.time_window}")
-    if not args.tuning_width > 0:
-        raise AlignlabError(f"--tuning-width must be positive, got {args.tuning_width}")
-    if args.grid < 50:
-        raise AlignlabError(f"--grid must be at least 50 points, got {args.grid}")
-    if args.trials < 2:
-        raise AlignlabError(f"--trials must be at least 2, got {args.trials}")
-    if args.bandwidth is not None and not args.bandwidth > 0:
-        raise AlignlabError(f"--bandwidth must be positive, got {args.bandwidth}")
+    parser.add_argument(
+        "--bandwidth",
+        type=ot.positive_number("a bandwidth factor"),
+        default=None,
+        help="KDE bandwidth factor for sample files",
+    )
+    parser.add_argument(
+        "--seed", type=ot.seed, default=0, help="random seed for the spike simulation (default 0)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,7 +93,6 @@ def run(args: argparse.Namespace) -> int:
     from alignlab.popcode.optimal import parse_objective
     from alignlab.popcode.prior import resolve_prior
 
-    _validate(args)
     objective = parse_objective(args.objective)
     prior = resolve_prior(args.prior, points=args.grid, bandwidth=args.bandwidth)
     out = Path(args.out)

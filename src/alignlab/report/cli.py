@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alignlab.atomic import replacing, write_text_atomic
 from alignlab.errors import AlignlabError
+from alignlab.experiments import option_types as ot
 
 FORMATS = ("table", "csv", "parquet", "json")
 
@@ -14,27 +15,49 @@ FORMATS = ("table", "csv", "parquet", "json")
 def register(sub) -> None:
     p = sub.add_parser("index", help="every run's metrics as one long table")
     p.add_argument(
-        "root", type=Path, nargs="?", default=Path("runs"), help="folder of run folders (default: runs)"
+        "root",
+        type=ot.existing_folder,
+        nargs="?",
+        default=Path("runs"),
+        help="folder of run folders (default: runs)",
     )
     p.add_argument("--format", choices=FORMATS, default="table", help="table (printed), csv, parquet or json")
     p.add_argument(
-        "-o", "--output", type=Path, default=None, help="file to write (default: stdout; parquet needs one)"
+        "-o",
+        "--output",
+        type=ot.output_file,
+        default=None,
+        help="file to write (default: stdout; parquet needs one)",
     )
     p.add_argument("--all-groups", action="store_true", help="table format: per-category rows too")
     p.set_defaults(func=_run_index)
 
     r = sub.add_parser("report", help="one offline HTML report of every run")
     r.add_argument(
-        "root", type=Path, nargs="?", default=Path("runs"), help="folder of run folders (default: runs)"
+        "root",
+        type=ot.existing_folder,
+        nargs="?",
+        default=Path("runs"),
+        help="folder of run folders (default: runs)",
     )
     r.add_argument(
-        "-o", "--output", type=Path, default=Path("report.html"), help="HTML file (default: report.html)"
+        "-o",
+        "--output",
+        type=ot.output_file,
+        default=Path("report.html"),
+        help="HTML file (default: report.html)",
     )
     r.add_argument(
-        "--samples-per-run", type=int, default=200, help="samples in each run's drill-down (0: none)"
+        "--samples-per-run",
+        type=ot.whole_number(0),
+        default=200,
+        help="samples in each run's drill-down (0: none)",
     )
     r.add_argument(
-        "--detail-runs", type=int, default=30, help="runs with their own figures and drill-down, newest first"
+        "--detail-runs",
+        type=ot.whole_number(0),
+        default=30,
+        help="runs with their own figures and drill-down, newest first",
     )
     r.add_argument("--title", default="alignlab report")
     r.set_defaults(func=_run_report)
@@ -84,6 +107,7 @@ def _run_index(args) -> int:
 def _print_table(index) -> None:
     import pandas as pd
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"{index['run'].nunique()} runs · {len(index)} numbers", title_justify="left")
@@ -102,14 +126,10 @@ def _print_table(index) -> None:
         table.add_column(column, justify="right" if column in ("parameters", "value", "n") else "left")
     for rec in index.itertuples(index=False):
         ci = "" if pd.isna(rec.ci_low) else f"[{rec.ci_low:.3f}, {rec.ci_high:.3f}]"
-        table.add_row(
-            rec.run,
-            rec.experiment,
-            rec.model,
+        table.add_row(  # names come from run folders: escaped, so "[/x]" is text, not rich markup
+            *map(escape, (rec.run, rec.experiment, rec.model)),
             "" if pd.isna(rec.parameters) else f"{int(rec.parameters):,}",
-            rec.condition,
-            rec.group,
-            rec.metric,
+            *map(escape, (rec.condition, rec.group, rec.metric)),
             "" if pd.isna(rec.value) else f"{rec.value:.4g}",
             ci,
             "" if pd.isna(rec.n) else str(int(rec.n)),

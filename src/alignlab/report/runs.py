@@ -7,15 +7,17 @@ Unreadable files are reported, not fatal: one bad folder must not hide a thousan
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alignlab.data.jsonl import read_json
 from alignlab.engine.samples import read_jsonl
 from alignlab.errors import AlignlabError
-from alignlab.runfolder import CONFIG, METRICS, SAMPLES
+from alignlab.runfolder import CONFIG, METRICS, SAMPLES, read_config
+
+INT64_LIMIT = 2**63
 
 
 @dataclass
@@ -40,7 +42,8 @@ class Run:
     def parameters(self) -> int | None:
         model = self.config.get("model")
         value = model.get("parameters") if isinstance(model, dict) else None
-        return int(value) if isinstance(value, int | float) and value > 0 else None
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < INT64_LIMIT
+        return int(value) if ok else None  # not NaN, inf or 10**400: the index keeps it in an Int64 column
 
     @property
     def config_hash(self) -> str:
@@ -98,20 +101,10 @@ def find_runs(root: Path | str) -> RunSet:
 
 
 def read_run(folder: Path, name: str | None = None) -> Run:
-    config = _read_json(folder / CONFIG)
-    if not isinstance(config, dict) or "identity" not in config:
-        raise AlignlabError(f"{folder / CONFIG}: not an alignlab run config (no 'identity')")
-    metrics = _read_json(folder / METRICS) if (folder / METRICS).is_file() else None
+    config = read_config(folder / CONFIG)
+    if not isinstance(config.get("identity"), dict):
+        raise AlignlabError(f"{folder / CONFIG}: not an alignlab run config (no 'identity' object)")
+    metrics = read_json(folder / METRICS) if (folder / METRICS).is_file() else None
     if metrics is not None and not isinstance(metrics, dict):
         raise AlignlabError(f"{folder / METRICS}: expected a JSON object")
     return Run(path=folder, name=name or folder.name, config=config, metrics=metrics)
-
-
-def _read_json(path: Path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise AlignlabError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AlignlabError(f"{path}: unreadable ({getattr(exc, 'strerror', None) or exc})") from exc

@@ -115,11 +115,18 @@ class Section:
 def _number(value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past float's range, e.g. 10**400 in a hand-edited metrics.json
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _count(value) -> int | None:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+    ok = (
+        isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
+    )  # fits the Int64 column
+    return int(value) if ok else None
 
 
 _SECTIONS: dict[str, Section] = {}

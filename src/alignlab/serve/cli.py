@@ -9,6 +9,7 @@ import sys
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add `serve` to the CLI's subparsers (its `func` default is `run`)."""
+    from alignlab.experiments import option_types
     from alignlab.models import SPEC_HELP
     from alignlab.models.bundled import DEFAULT_MODEL
 
@@ -24,7 +25,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument(
-        "--port", type=int, default=8000, help="port (default: %(default)s; 0 picks a free one)"
+        "--port", type=option_types.port, default=8000, help="port (default: %(default)s; 0 picks a free one)"
     )
     parser.add_argument("--name", default=None, help="model id clients must send (default: the spec)")
     parser.add_argument("--quiet", action="store_true", help="do not log each request")

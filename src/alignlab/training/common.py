@@ -9,15 +9,18 @@ checkpoints every `save_steps` steps, and the stage started again resumes from t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from alignlab.errors import AlignlabError
 
 CHECKPOINTS = "checkpoints"
 MODEL = "model"
+MANIFEST = "alignlab-whole.json"  # in a checkpoint once the trainer finished saving it: {file: size}
 
 
 def hf_folder(spec: str) -> str:
@@ -88,20 +91,94 @@ def _has_accelerator() -> bool:
 
 
 def last_checkpoint(folder: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest whole checkpoint in `folder`: one the trainer finished writing (a kill mid-save, or mid-way
+    through deleting an old one, leaves a folder that must not be resumed from)."""
+    whole = [path for path in _checkpoints(folder) if _is_whole(path)]
+    return str(whole[-1]) if whole else None
 
-    checkpoints = folder / CHECKPOINTS
-    return get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+
+def _checkpoints(folder: Path) -> list[Path]:
+    """`checkpoint-N` folders, by step."""
+    found = []
+    if (folder / CHECKPOINTS).is_dir():
+        for path in (folder / CHECKPOINTS).iterdir():
+            step = path.name.removeprefix("checkpoint-")
+            if path.is_dir() and step.isdigit():
+                found.append((int(step), path))
+    return [path for _, path in sorted(found)]
+
+
+def _is_whole(checkpoint: Path) -> bool:
+    """Every file the manifest (written once the trainer finished saving) names is there, at its size."""
+    try:
+        manifest = json.loads((checkpoint / MANIFEST).read_text(encoding="utf-8"))
+        return all((checkpoint / name).stat().st_size == size for name, size in manifest.items())
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _write_manifest(checkpoint: Path) -> None:
+    from alignlab.atomic import write_text_atomic
+
+    files = {
+        str(path.relative_to(checkpoint)): path.stat().st_size
+        for path in sorted(checkpoint.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+    write_text_atomic(checkpoint / MANIFEST, json.dumps(files, indent=1) + "\n")
+
+
+def _manifest_callback():
+    """A trainer callback that marks each checkpoint whole once the trainer has finished saving it."""
+    from transformers import TrainerCallback
+
+    class MarkWhole(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if checkpoint.is_dir():
+                _write_manifest(checkpoint)
+
+    return MarkWhole()
+
+
+def _drop_partial_checkpoints(folder: Path) -> None:
+    """Remove checkpoints a kill left half-written, so neither we nor the trainer's rotation reads them."""
+    for path in _checkpoints(folder):
+        if not _is_whole(path):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+# how a full disk reads when torch (its zip writer checks positions, not errno) or safetensors reports it
+_DISK_FULL_WORDS = ("No space left on device", "File too large", "Disk quota exceeded", "unexpected pos")
+
+
+@contextlib.contextmanager
+def _disk_full_is_one_line(path: Path) -> Iterator[None]:
+    """A full disk while the trainer or save_pretrained writes `path` becomes the CLI's one-line error; the
+    checkpoint it cut short has no manifest, so the next start resumes from the one before."""
+    from alignlab.atomic import DISK_FULL, write_error
+
+    try:
+        yield
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            raise write_error(path, exc) from exc
+        if not isinstance(exc, AlignlabError) and any(word in str(exc) for word in _DISK_FULL_WORDS):
+            raise AlignlabError(f"no space left on device writing {path}") from exc
+        raise
 
 
 def train(trainer, folder: Path, name: str) -> dict:
-    """Train, from the newest checkpoint in `folder` if there is one; Ctrl-C leaves the checkpoints for the
-    next start. Returns the trainer's final log."""
+    """Train, from the newest whole checkpoint in `folder` if there is one; Ctrl-C leaves the checkpoints for
+    the next start. Returns the trainer's final log."""
+    _drop_partial_checkpoints(folder)
+    trainer.add_callback(_manifest_callback())
     resume = last_checkpoint(folder)
     if resume:
         print(f"{name}: resuming from {Path(resume).name}", file=sys.stderr)
     try:
-        result = trainer.train(resume_from_checkpoint=resume)
+        with _disk_full_is_one_line(folder / CHECKPOINTS):
+            result = trainer.train(resume_from_checkpoint=resume)
     except KeyboardInterrupt:
         kept = last_checkpoint(folder)
         where = f"from {Path(kept).name}" if kept else "from the start (no checkpoint was saved yet)"
@@ -119,7 +196,7 @@ def save_merged(model, tokenizer, folder: Path, provenance: dict) -> Path:
         model = model.merge_and_unload()
     dest = folder / MODEL
     shutil.rmtree(dest, ignore_errors=True)
-    with replacing(dest) as tmp:
+    with _disk_full_is_one_line(dest), replacing(dest) as tmp:
         tmp.mkdir(parents=True)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
