@@ -65,4 +65,4 @@ def test_generate_evals_connects_only_to_the_model_server(server, recorded, tmp_
     code = main([*args, "--n", "2", "--no-cache", "--no-progress", "--run-dir", str(tmp_path / "gen")])
     assert recorded
     assert {tuple(target) for target in recorded} == {host_port(server)}
-    assert code in (0, 2)  # a character model may write too few statements to keep; the network is the point
+    assert code == 0  # the whole pipeline ran: generation, both deduplications (embeddings too), the judge
