@@ -204,7 +204,7 @@ def test_bad_score_requests(llama):
 @model_test
 def test_prompt_longer_than_the_context_window_is_a_user_error(llama):
     small = LlamaCppBackend("gguf:small", llama.path, n_ctx=256)
-    with pytest.raises(AlignlabError, match="exceed the context window"):
+    with pytest.raises(AlignlabError, match="does not fit the context window.*n_ctx=256"):
         small.score([ScoreRequest("word " * 400, (" x",))])
     small.close()
 
