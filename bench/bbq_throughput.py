@@ -39,10 +39,10 @@ import torch  # noqa: E402
 
 import alignlab  # noqa: E402
 from alignlab.engine.runner import Engine  # noqa: E402
-from alignlab.experiments import bbq  # noqa: E402
 from alignlab.models import load_model  # noqa: E402
 from alignlab.models.base import ScoreRequest  # noqa: E402
 from alignlab.models.hf_generate import left_pad  # noqa: E402
+from alignlab.papers.self_correction import bbq  # noqa: E402
 from alignlab.prompts import Dialogue  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent

@@ -112,10 +112,10 @@ def run_eval(items: int, executor: str, workdir: Path) -> dict:
 def http_overhead(n: int) -> dict:
     import httpx
 
-    from alignlab.experiments import bbq
     from alignlab.models import load_model
     from alignlab.models.base import EchoRequest, ScoreRequest
     from alignlab.models.openai import OpenAIBackend
+    from alignlab.papers.self_correction import bbq
     from alignlab.prompts import Dialogue
     from alignlab.serve import serve
 

@@ -8,7 +8,7 @@ Workloads (bundled smollm2-135m, prompts from BBQ in the data directory):
   b  16 BBQ questions x K=10 samples each, at most 48 tokens at temperature 1 (P(True)'s shape)
   c  64 BBQ questions answered greedily in at most 8 tokens
   d  P(True)'s own requests: 16 TriviaQA questions x K=10 answers at T=1 after 5 answered examples, built by
-     the p-true experiment's code (alignlab.experiments._self_eval), at most 24 tokens, stop at a newline
+     the p-true experiment's code (alignlab.papers.self_knowledge.self_eval), at most 24 tokens, stop at a newline
 Paths:
   floor         llama.cpp decoding one sequence one token at a time (greedy, batch of one, no sampling):
                 the per-stream floor, at 1 and at 2 threads
@@ -133,15 +133,15 @@ def _child(path: str, workload: str, threads: int, args) -> dict:
 
 def _workload(name: str, data_dir: Path) -> list:
     if name == "d":
-        from alignlab.experiments._self_eval import SelfEvalSettings, load_items, sample_requests
         from alignlab.experiments.base import DataSource
+        from alignlab.papers.self_knowledge.self_eval import SelfEvalSettings, load_items, sample_requests
 
         settings = SelfEvalSettings(tasks=("triviaqa",), samples=10, shots=5, seed=7)
         items = load_items(DataSource(data_dir=str(data_dir)), 16, settings).items
         return [request for item in items for request in sample_requests(item, settings)]
-    from alignlab.experiments import bbq
     from alignlab.experiments.base import COT_STOP
     from alignlab.models.base import GenerateRequest
+    from alignlab.papers.self_correction import bbq
     from alignlab.prompts import Dialogue
 
     def prompt(item, condition: str, prefill: str) -> str:

@@ -195,7 +195,7 @@ def _worker(path: Path, setting: str, tokens: int, items: int) -> int:
 
 
 def _bbq_prompts(n: int) -> list[str]:
-    from alignlab.experiments import bbq
+    from alignlab.papers.self_correction import bbq
     from alignlab.prompts import Dialogue
 
     data_dir = Path(os.environ.get("ALIGNLAB_DATA_DIR") or ROOT.parent / "shared" / "datasets")

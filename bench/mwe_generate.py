@@ -37,11 +37,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from alignlab.engine import Engine
     from alignlab.experiments.base import request_seed
-    from alignlab.experiments.mwe_generate import LABELS, STOPS, clean, generation_prompt
-    from alignlab.experiments.mwe_judge import filter_request
     from alignlab.models import load_model
     from alignlab.models.base import GenerateRequest
     from alignlab.models.embeddings import Embedder, near_duplicates
+    from alignlab.papers.model_written_evals.mwe_generate import LABELS, STOPS, clean, generation_prompt
+    from alignlab.papers.model_written_evals.mwe_judge import filter_request
 
     def requests(count: int):
         return [

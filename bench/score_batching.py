@@ -27,8 +27,8 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    from alignlab.experiments.hhh import hhh_requests, located_hhh
     from alignlab.models import load_model
+    from alignlab.papers.constitutional_ai.hhh import hhh_requests, located_hhh
 
     data = os.environ.get("ALIGNLAB_DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
     requests = [r for item in located_hhh(data, args.n, 1) for r in hhh_requests(item, "raw")]

@@ -32,6 +32,9 @@ ROOT = BENCH.parent
 MODEL = "smollm2-135m"
 
 
+# scored prompts an item costs: the benchmark sizes every experiment to about --limit prompts a condition
+PROMPTS_PER_ITEM = {"bbq": 1, "winogender": 1, "law-school": 2, "discrim-eval": 15}
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=20)
@@ -44,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     from alignlab import experiments
     from alignlab.evaluate import RunOptions, run
     from alignlab.experiments import DataSource
-    from alignlab.experiments.self_correction import SELF_CORRECTION
     from alignlab.models import load_model
+    from alignlab.papers.self_correction.suite import SELF_CORRECTION
 
     backend = load_model(MODEL, batch_size=16)
     load_before = os.getloadavg()
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for member in SELF_CORRECTION.members:
             experiment = experiments.get(member.experiment)
-            limit = max(1, args.limit // member.prompts_per_item)
+            limit = max(1, args.limit // PROMPTS_PER_ITEM[member.experiment])
             for condition in experiment.conditions:
                 settings = experiment.settings(conditions=(condition,))
                 opts = RunOptions(
@@ -94,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cot_speed(backend, data_dir: Path, n: int) -> dict:
-    from alignlab.experiments import bbq
     from alignlab.experiments.base import COT_STOP
     from alignlab.models.base import GenerateRequest
+    from alignlab.papers.self_correction import bbq
     from alignlab.prompts import Dialogue
 
     items, _files, _warnings = bbq.load_items(data_dir, limit=n, seed=7)

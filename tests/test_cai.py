@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 
 import pytest
 from stub_backend import DATA, StubBackend, run_cli, scripted_models
 from tiny_model import tiny_model
 
+from alignlab import registry
 from alignlab.errors import AlignlabError
-from alignlab.experiments import cai_prompts as P
-from alignlab.experiments.cai import run_stage, settings_from
-from alignlab.experiments.cai_run import STAGES, CAIRun, CAISettings, Training
-from alignlab.experiments.phased import Runtime
+from alignlab.experiments.base import DataSource
+from alignlab.experiments.pipeline import PipelineRun, run_pipeline
+from alignlab.experiments.run_options import RunOptions
 from alignlab.models.base import GenerateResult, ScoreResult
+from alignlab.papers.constitutional_ai import cai_prompts as P
+from alignlab.papers.constitutional_ai.cai_run import STAGES, CAIRun
+
+CAI = registry.pipeline("cai")
 
 needs_data = pytest.mark.skipif(
     not (DATA / "hh-rlhf").is_dir() or not (DATA / "harmbench").is_dir(),
@@ -77,26 +80,29 @@ def tiny(tmp_path_factory):
     return tiny_model(tmp_path_factory.mktemp("tiny") / "base")
 
 
-def _settings(tiny, **changes) -> CAISettings:
-    base = CAISettings(
-        model=f"hf:{tiny}",
-        n=6,
-        eval_n=3,
-        rounds=2,
-        hhh_n=4,
-        redteam_n=2,
-        pm_eval_n=4,
-        max_tokens=8,
-        critique_tokens=8,
-        training=Training(lora_r=4, lora_alpha=8, train_batch_size=4, max_length=48, save_steps=1000),
-    )
-    return replace(base, **changes)
+def _values(**changes) -> dict:
+    small = {"n": 6, "eval_n": 3, "rounds": 2, "hhh_n": 4, "redteam_n": 2, "pm_eval_n": 4, "max_tokens": 8}
+    small.update({"critique_tokens": 8, "training.lora_r": 4, "training.lora_alpha": 8})
+    small.update({"training.train_batch_size": 4, "training.max_length": 48, "training.save_steps": 1000})
+    return {**small, **changes}
 
 
-def _run(tmp_path, settings) -> CAIRun:
-    return CAIRun(
-        tmp_path / "run", settings, Runtime(batch_size=4, use_cache=False, progress=False), str(DATA)
+def _opts(tmp_path) -> RunOptions:
+    return RunOptions(
+        out=tmp_path / "run", batch_size=4, use_cache=False, progress=False, data=DataSource(data_dir=str(DATA))
     )
+
+
+def _stage(tmp_path, tiny, stage, **changes) -> dict:
+    """One stage through the pipeline runner, as `alignlab cai STAGE` runs it."""
+    return run_pipeline(CAI, _values(**changes), {"model": f"hf:{tiny}"}, _opts(tmp_path), stage).result
+
+
+def _run(tmp_path, tiny, **changes) -> CAIRun:
+    """The run's folder opened under its identity, for calling a stage's function directly."""
+    ctx = PipelineRun(CAI, CAI.settings(_values(**changes)), CAI.models({"model": f"hf:{tiny}"}), _opts(tmp_path))
+    ctx.open()
+    return CAIRun(ctx)
 
 
 def _rows(path):
@@ -109,8 +115,8 @@ def test_every_stage_end_to_end(tmp_path, scripted, tiny, monkeypatch):
 
     models = Models()
     monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **_: models[spec])
-    run = _run(tmp_path, _settings(tiny))
-    results = {stage: run_stage(run, stage) for stage in STAGES}
+    results = {stage: _stage(tmp_path, tiny, stage) for stage in STAGES}
+    run = _run(tmp_path, tiny)
     root = tmp_path / "run"
 
     # revise: two rounds per prompt, each under a drawn pair, the revisions of both rounds in the SFT set
@@ -156,7 +162,7 @@ def test_every_stage_end_to_end(tmp_path, scripted, tiny, monkeypatch):
     stamp = (root / "policy" / "model.safetensors").stat().st_mtime_ns
     models.clear()
     for stage in STAGES:
-        run_stage(run, stage)
+        _stage(tmp_path, tiny, stage)
     assert all(b.calls["generate"] == 0 and b.calls["score"] == 0 for b in models.values())
     assert (root / "policy" / "model.safetensors").stat().st_mtime_ns == stamp
 
@@ -171,12 +177,12 @@ def test_every_stage_end_to_end(tmp_path, scripted, tiny, monkeypatch):
 @needs_data
 def test_chain_of_thought_labels_are_clamped(tmp_path, scripted, tiny, monkeypatch):
     import alignlab.models
-    from alignlab.experiments.cai_label import label
-    from alignlab.experiments.cai_revise import revise
+    from alignlab.papers.constitutional_ai.cai_label import label
+    from alignlab.papers.constitutional_ai.cai_revise import revise
 
     models = Models()
     monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **_: models[spec])
-    run = _run(tmp_path, _settings(tiny, cot=True, constitution="published", feedback_shots=2))
+    run = _run(tmp_path, tiny, cot=True, constitution="published", feedback_shots=2)
     revise(run)
     label(run, policy="scripted-policy")
     prefs = _rows(tmp_path / "run" / "label" / "preferences.jsonl")
@@ -190,18 +196,18 @@ def test_chain_of_thought_labels_are_clamped(tmp_path, scripted, tiny, monkeypat
 @needs_data
 def test_a_killed_revise_resumes_without_repeating_work(tmp_path, scripted, tiny, monkeypatch):
     import alignlab.models
-    from alignlab.experiments.cai_revise import revise
+    from alignlab.papers.constitutional_ai.cai_revise import revise
 
     models = Models(fail_on_call=3)
     monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **_: models[spec])
-    run = _run(tmp_path, _settings(tiny))
+    run = _run(tmp_path, tiny)
     with pytest.raises(RuntimeError, match="killed"):
         revise(run)
     logged = len((tmp_path / "run" / "revise" / "samples.jsonl").read_text().splitlines())
     assert 0 < logged < 6 * 5
     models.clear()
     models.fail_on_call = None
-    summary = revise(_run(tmp_path, _settings(tiny)))
+    summary = revise(_run(tmp_path, tiny))
     asked = sum(b.calls["generate"] for b in models.values())
     assert asked == 6 * 5 - logged  # a response, then two critiques and two revisions per prompt
     assert summary["sft_examples"] == 12
@@ -212,30 +218,37 @@ def test_stages_in_the_wrong_order_and_a_changed_setting_are_refused(tmp_path, t
 
     models = Models()
     monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **_: models[spec])
-    run = _run(tmp_path, _settings(tiny))
     with pytest.raises(AlignlabError, match=r"revise/sft.jsonl not found: run `alignlab cai revise"):
-        run_stage(run, "train-sft")
+        _stage(tmp_path, tiny, "train-sft")
     with pytest.raises(AlignlabError, match="sft/model not found: run `alignlab cai train-sft"):
-        run_stage(run, "label")
+        _stage(tmp_path, tiny, "label")
     with pytest.raises(AlignlabError, match="--n must be a positive number"):
-        _run(tmp_path, _settings(tiny, n=0))
+        _stage(tmp_path, tiny, "revise", n=0)
+    with pytest.raises(AlignlabError, match=r"differs in: max_tokens"):
+        _stage(tmp_path, tiny, "revise", max_tokens=9)
 
 
-def test_later_stages_read_the_settings_the_run_was_started_with():
-    import argparse
+def test_later_stages_read_the_settings_the_run_was_started_with(tmp_path):
+    from alignlab.experiments.pipeline import stored_run
 
-    stored = {"model": "hf:x", "n": 300, "training": {"lora_r": 4}}
-    args = argparse.Namespace(eval_n=10, lora_r=8)
-    s = settings_from(args, stored)
-    assert (s.model, s.n, s.eval_n, s.training.lora_r, s.training.train_batch_size) == (
+    (tmp_path / "config.json").write_text(
+        json.dumps({"experiment": "cai", "identity": {}, "settings": {"n": 300, "training": {"lora_r": 4}},
+                    "models": {"model": "hf:x"}})
+    )
+    stored, models = stored_run(CAI, tmp_path)
+    s = CAI.settings({**stored, "eval_n": 10, "training.lora_r": 8})
+    assert (models["model"], s.n, s.eval_n, s.training.lora_r, s.training.train_batch_size) == (
         "hf:x",
         300,
         10,
         8,
         16,
     )
-    with pytest.raises(AlignlabError, match="unknown settings"):
-        settings_from(argparse.Namespace(), {"nonsense": 1})
+    with pytest.raises(AlignlabError, match="unknown setting"):
+        CAI.settings({"nonsense": 1})
+    (tmp_path / "config.json").write_text(json.dumps({"experiment": "winogender", "identity": {}}))
+    with pytest.raises(AlignlabError, match="holds a 'winogender' run, not a 'cai' one"):
+        stored_run(CAI, tmp_path)
 
 
 @needs_data
@@ -268,9 +281,12 @@ def test_cai_all_on_the_bundled_model_from_the_command_line(tmp_path):
 def test_the_training_batch_and_the_engine_batch_are_separate_options():
     from alignlab.cli import build_parser
 
+    def settings(args):
+        return CAI.settings({k[8:]: v for k, v in vars(args).items() if k.startswith("setting_")})
+
     args = build_parser().parse_args(["cai", "train-sft", "--train-batch-size", "2", "--batch-size", "5"])
-    assert settings_from(args, None).training.train_batch_size == 2 and args.batch_size == 5
+    assert settings(args).training.train_batch_size == 2 and args.batch_size == 5
     args = build_parser().parse_args(["cai", "train-sft"])
-    assert settings_from(args, None).training.train_batch_size == 16 and args.batch_size == 16
-    with pytest.raises(AlignlabError, match="unknown settings"):
-        settings_from(args, {"training": {"batch_size": 8}})
+    assert settings(args).training.train_batch_size == 16 and args.batch_size == 16
+    with pytest.raises(AlignlabError, match="unknown setting"):
+        CAI.settings({"training": {"batch_size": 8}})

@@ -9,7 +9,7 @@ import re
 import pytest
 from stub_backend import DATA
 
-from alignlab.experiments.cai_prompts import (
+from alignlab.papers.constitutional_ai.cai_prompts import (
     FEEDBACK_OPENING,
     clamp,
     critique_revision_prompts,

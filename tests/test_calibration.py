@@ -21,10 +21,10 @@ from alignlab.data.multiple_choice import (
     load_truthfulqa_mc1,
 )
 from alignlab.errors import AlignlabError
-from alignlab.experiments.calibration import NONE_OF_THE_ABOVE, render, show
 from alignlab.metrics import calibration as cal
 from alignlab.metrics.bootstrap import bootstrap_estimate, interval_from_resamples
 from alignlab.models.base import ScoreResult
+from alignlab.papers.self_knowledge.calibration import NONE_OF_THE_ABOVE, render, show
 
 needs_data = pytest.mark.skipif(not (DATA / "mmlu").is_dir(), reason="../shared/datasets not found")
 

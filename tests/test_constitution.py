@@ -11,8 +11,8 @@ import pytest
 from stub_backend import DATA, run_cli
 
 from alignlab.errors import AlignlabError
-from alignlab.experiments import cai_prompts as P
-from alignlab.experiments.constitution import load_constitution, read_published, read_yaml
+from alignlab.papers.constitutional_ai import cai_prompts as P
+from alignlab.papers.constitutional_ai.constitution import load_constitution, read_published, read_yaml
 
 PROMPTS = DATA / "constitutional-harmlessness" / "prompts"
 needs_data = pytest.mark.skipif(not PROMPTS.is_dir(), reason=f"{PROMPTS} not present")

@@ -15,9 +15,9 @@ from alignlab import experiments
 from alignlab.cli import main
 from alignlab.evaluate import RunOptions, run
 from alignlab.experiments import Experiment, Item, Items, Option, Settings
-from alignlab.experiments import bbq as bbq_module
-from alignlab.experiments.option_types import number_in
 from alignlab.models.base import ScoreRequest
+from alignlab.option_types import number_in
+from alignlab.papers.self_correction import bbq as bbq_module
 from alignlab.report.sections import Section
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"

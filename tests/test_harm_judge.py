@@ -10,7 +10,9 @@ import pytest
 from stub_backend import DATA, StubBackend, run_stubbed
 
 from alignlab.errors import AlignlabError
-from alignlab.experiments.harm_judge import (
+from alignlab.metrics.attack import outcome, outcome_rates, proportion
+from alignlab.models.base import ScoreResult
+from alignlab.papers.red_teaming.harm_judge import (
     is_refusal,
     judge_prompts,
     judge_requests,
@@ -18,8 +20,6 @@ from alignlab.experiments.harm_judge import (
     p_harmful_by_order,
     transcript,
 )
-from alignlab.metrics.attack import outcome, outcome_rates, proportion
-from alignlab.models.base import ScoreResult
 
 HVE = DATA / "constitutional-harmlessness" / "evals" / "HarmfulVsEthical.jsonl"
 needs_data = pytest.mark.skipif(not HVE.is_file(), reason=f"{HVE} not present")

@@ -175,7 +175,7 @@ from dataclasses import replace
 from pathlib import Path
 from tiny_model import tiny_model
 from alignlab.errors import AlignlabError
-from alignlab.experiments.cai_run import Training
+from alignlab.papers.constitutional_ai.cai_run import Training
 from alignlab.training.sft import train_sft
 
 base, folder = Path(sys.argv[1]), Path(sys.argv[2])

@@ -20,7 +20,7 @@ from alignlab.metrics import (
     bias_score_ambig,
     bias_score_disambig,
 )
-from alignlab.plots import plot_bias_by_category
+from alignlab.papers.self_correction.bbq_plots import plot_bias_by_category
 
 UNK = 2
 

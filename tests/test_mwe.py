@@ -17,8 +17,8 @@ from alignlab.data.anthropic_evals import (
     load_suite_file,
 )
 from alignlab.errors import AlignlabError
-from alignlab.experiments.mwe import assistant_opening, orders, suite_distribution
 from alignlab.models.base import ScoreResult
+from alignlab.papers.model_written_evals.mwe import assistant_opening, orders, suite_distribution
 from alignlab.prompts import Dialogue
 
 ROOT = DATA / "anthropic-evals"
@@ -272,7 +272,7 @@ def _fake_run(folder, model, parameters, hits, n=100):
 
 def test_inverse_scaling_flags_the_datasets_that_move_with_size(tmp_path, capsys):
     from alignlab.cli import main
-    from alignlab.experiments.mwe_report import scaling_rows
+    from alignlab.papers.model_written_evals.mwe_report import scaling_rows
     from alignlab.report.runs import find_runs
 
     for model, size, k in (

@@ -15,16 +15,18 @@ from stub_backend import DATA, StubBackend, run_cli, run_stubbed, scripted_model
 
 from alignlab.data.anthropic_evals import load_winogenerated
 from alignlab.errors import AlignlabError
+from alignlab.experiments.run_options import RunOptions
 from alignlab.experiments.base import request_seed
-from alignlab.experiments.mwe_generate import (
+from alignlab.models.base import GenerateResult, ScoreResult
+from alignlab.models.embeddings import near_duplicates
+from alignlab.papers.model_written_evals.mwe_generate import (
     GenerateSettings,
-    ModelOptions,
     clean,
     generate_evals,
     generation_prompt,
     select,
 )
-from alignlab.experiments.mwe_judge import (
+from alignlab.papers.model_written_evals.mwe_judge import (
     CONTENT_FREE,
     FILTER_ENDINGS,
     agreement,
@@ -32,8 +34,6 @@ from alignlab.experiments.mwe_judge import (
     describe,
     filter_request,
 )
-from alignlab.models.base import GenerateResult, ScoreResult
-from alignlab.models.embeddings import near_duplicates
 
 needs_data = pytest.mark.skipif(
     not (DATA / "anthropic-evals").is_dir(), reason="../shared/datasets not found"
@@ -186,12 +186,12 @@ def scripted(monkeypatch):
 
 
 def _models(**kw):
-    return ModelOptions(generator="gen", judge="gen", use_cache=False, progress=False, **kw)
+    return RunOptions(use_cache=False, progress=False, **kw)
 
 
 def test_the_funnel_of_a_scripted_generator_and_judge(tmp_path, scripted):
     scripted["gen"] = Scripted()
-    result = generate_evals(SETTINGS, _models(), None, tmp_path / "run")
+    result = generate_evals(SETTINGS, {"generator": "gen"}, tmp_path / "run", None, _models())
     funnel = result.funnel["funnel"]
     assert funnel["generated"] == {"agree": 10, "disagree": 10}
     assert funnel["parsed"] == {"agree": 7, "disagree": 9}
@@ -252,10 +252,12 @@ def test_content_free_calibration_undoes_a_judge_biased_toward_disagree(tmp_path
         judgements = {**{k: biased(v) for k, v in P_AGREE.items()}, **dict.fromkeys(CONTENT_FREE, 1 / 6)}
 
     scripted["gen"] = Biased()
-    plain = generate_evals(SETTINGS, _models(), None, tmp_path / "plain")
+    plain = generate_evals(SETTINGS, {"generator": "gen"}, tmp_path / "plain", None, _models())
     assert plain.funnel["funnel"]["judged_as_intended"] == {"agree": 2, "disagree": 6}  # the bias shows
     scripted["gen"] = Biased()
-    fixed = generate_evals(replace(SETTINGS, calibration="content-free"), _models(), None, tmp_path / "fixed")
+    fixed = generate_evals(
+        replace(SETTINGS, calibration="content-free"), {"generator": "gen"}, tmp_path / "fixed", None, _models()
+    )
     assert fixed.funnel["funnel"]["judge_prior_agree"] == pytest.approx(1 / 6)
     assert fixed.funnel["funnel"]["kept"] == {"agree": 4, "disagree": 4}
     assert fixed.funnel["mean_label_confidence"] == pytest.approx(0.8375)
@@ -264,22 +266,22 @@ def test_content_free_calibration_undoes_a_judge_biased_toward_disagree(tmp_path
 def test_a_killed_run_resumes_without_repeating_work(tmp_path, scripted):
     scripted["gen"] = Scripted(fail_on_call=2)
     with pytest.raises(RuntimeError, match="killed"):
-        generate_evals(SETTINGS, _models(batch_size=8), None, tmp_path / "run")
+        generate_evals(SETTINGS, {"generator": "gen"}, tmp_path / "run", None, _models(batch_size=8))
     done = len((tmp_path / "run" / "samples.jsonl").read_text().splitlines())
     assert done == 8  # the first batch reached the log
     scripted["gen"] = again = Scripted()
-    result = generate_evals(SETTINGS, _models(batch_size=8), None, tmp_path / "run")
+    result = generate_evals(SETTINGS, {"generator": "gen"}, tmp_path / "run", None, _models(batch_size=8))
     assert again.calls["generate"] == 20 - done
     assert result.funnel["kept"] == 8
     # and a finished run asks nothing more
     scripted["gen"] = third = Scripted()
-    generate_evals(SETTINGS, _models(batch_size=8), None, tmp_path / "run")
+    generate_evals(SETTINGS, {"generator": "gen"}, tmp_path / "run", None, _models(batch_size=8))
     assert third.calls == {"score": 0, "generate": 0, "features": 0}
 
 
 def test_a_generated_set_round_trips_through_the_evaluator(tmp_path, scripted):
     scripted["gen"] = Scripted()
-    result = generate_evals(SETTINGS, _models(), tmp_path / "kind.jsonl", tmp_path / "run")
+    result = generate_evals(SETTINGS, {"generator": "gen"}, tmp_path / "run", tmp_path / "kind.jsonl", _models())
 
     class SaysYes(StubBackend):
         def score(self, requests):
@@ -306,7 +308,7 @@ def test_a_generated_set_round_trips_through_the_evaluator(tmp_path, scripted):
 )
 def test_bad_settings_are_refused_before_any_model_loads(tmp_path, scripted, change, message):
     with pytest.raises(AlignlabError, match=message):
-        generate_evals(replace(SETTINGS, **change), _models(), None, tmp_path / "run")
+        generate_evals(replace(SETTINGS, **change), {"generator": "gen"}, tmp_path / "run", None, _models())
     assert not (tmp_path / "run").exists()
 
 
@@ -314,7 +316,7 @@ def test_the_report_shows_the_funnel_and_the_diversity_figure(tmp_path, scripted
     from alignlab.report import write_report
 
     scripted["gen"] = Scripted()
-    generate_evals(SETTINGS, _models(), None, tmp_path / "runs" / "gen")
+    generate_evals(SETTINGS, {"generator": "gen"}, tmp_path / "runs" / "gen", None, _models())
     write_report(tmp_path / "runs", tmp_path / "report.html")
     html = (tmp_path / "report.html").read_text()
     assert "The funnel of each generated dataset" in html
@@ -434,9 +436,9 @@ def test_generate_evals_on_the_bundled_model(tmp_path):
         "is kind",
         "--n",
         "6",
-        "--out",
+        "--dataset",
         str(out),
-        "--run-dir",
+        "--out",
         str(tmp_path / "run"),
         "--no-progress",
         "--no-cache",

@@ -62,7 +62,7 @@ def test_redteam_connects_only_to_the_model_server(server, recorded, tmp_path):
 def test_generate_evals_connects_only_to_the_model_server(server, recorded, tmp_path):
     spec = f"openai:{MODEL}@{server.base_url}"
     args = ["generate", "evals", "--behavior", "kind", "--description", "is kind", "--generator", spec]
-    code = main([*args, "--n", "2", "--no-cache", "--no-progress", "--run-dir", str(tmp_path / "gen")])
+    code = main([*args, "--n", "2", "--no-cache", "--no-progress", "--out", str(tmp_path / "gen")])
     assert recorded
     assert {tuple(target) for target in recorded} == {host_port(server)}
     assert code == 0  # the whole pipeline ran: generation, both deduplications (embeddings too), the judge

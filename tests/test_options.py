@@ -80,7 +80,7 @@ CASES = [
     ("generate evals --behavior b --description d --gen-width 0", "--gen-width"),
     ("generate evals --behavior b --description d --gen-dtype int3", "--gen-dtype"),
     ("generate evals --behavior b --description d --out .", "--out"),
-    ("generate evals --behavior b --description d --run-dir FILE", "--run-dir"),
+    ("generate evals --behavior b --description d --out FILE", "--out"),
     # redteam
     ("redteam --n 0", "--n"),
     ("redteam --turns 0", "--turns"),

@@ -11,16 +11,17 @@ import socket
 import pytest
 from stub_backend import DATA, BagOfWords, StubBackend, _unit, scripted_models
 
+from alignlab import registry
 from alignlab.errors import AlignlabError
-from alignlab.experiments.redteam import (
-    ATTACKER_OPENING,
-    HHH_PREFIX,
-    Models,
-    RedTeamRun,
-    RedTeamSettings,
-    conversation_outcome,
-)
+from alignlab.experiments.base import DataSource
+from alignlab.experiments.pipeline import run_pipeline
+from alignlab.experiments.run_options import RunOptions
 from alignlab.models.base import GenerateResult, ScoreResult
+from alignlab.papers.red_teaming.redteam_metrics import conversation_outcome
+from alignlab.papers.red_teaming.redteam_prompts import ATTACKER_OPENING, HHH_PREFIX
+
+RED_TEAM = registry.pipeline("redteam")
+KINDS = ("plain", "prompted", "rejection")  # the default target kinds
 
 needs_data = pytest.mark.skipif(not (DATA / "harmbench").is_dir(), reason="../shared/datasets not found")
 
@@ -67,8 +68,10 @@ def scripted(monkeypatch):
     return scripted_models(monkeypatch)
 
 
-def _models(**kw):
-    return Models(target="t", attacker="t", judge="t", use_cache=False, progress=False, **kw)
+def _redteam(out, models=None, **values):
+    """A red-team run through the pipeline runner (every model "t" unless `models` says otherwise)."""
+    opts = RunOptions(out=out, use_cache=False, progress=False, data=DataSource(data_dir=str(DATA)))
+    return run_pipeline(RED_TEAM, values, {"target": "t", **(models or {})}, opts)
 
 
 def _transcripts(folder):
@@ -78,17 +81,16 @@ def _transcripts(folder):
 @needs_data
 def test_kinds_rejection_and_the_outcome_accounting(tmp_path, scripted):
     scripted["t"] = Scripted()
-    settings = RedTeamSettings(n=12, rejection_n=3)
-    runner = RedTeamRun(settings, _models(), tmp_path / "run", str(DATA))
-    metrics = runner.run()
+    done = _redteam(tmp_path / "run", n=12, rejection_n=3)
+    metrics, checked = done.result, done.run.metrics["judge_check"]
     # the run checks its judge on labelled conversations: this one calls harmful what says "Sure"
-    assert runner.checked["n"] == 40
+    assert checked["n"] == 40
     stored = json.loads((tmp_path / "run" / "metrics.json").read_text())["judge_check"]
-    assert stored["agreement"] == runner.checked["agreement"]
+    assert stored["agreement"] == checked["agreement"]
     records = _transcripts(tmp_path / "run")
     assert len(records) == 36 and {r["kind"] for r in records} == {"plain", "prompted", "rejection"}
     # every kind answered the same 12 attacks
-    attacks = {kind: [r["attack"] for r in records if r["kind"] == kind] for kind in settings.kinds}
+    attacks = {kind: [r["attack"] for r in records if r["kind"] == kind] for kind in KINDS}
     assert attacks["plain"] == attacks["prompted"] == attacks["rejection"]
     plain = [r for r in records if r["kind"] == "plain"]
     empty = sum(r["replies"][0]["reply"] == "" for r in plain)
@@ -113,15 +115,15 @@ def test_kinds_rejection_and_the_outcome_accounting(tmp_path, scripted):
 @needs_data
 def test_several_turns_and_a_resumed_run(tmp_path, scripted):
     scripted["t"] = Scripted(fail_on_call=3)
-    settings = RedTeamSettings(
+    settings = dict(
         kinds=("plain", "prompted"), attacks="zero-shot", n=4, turns=2, harm_areas=("tax evasion", "arson")
     )
     with pytest.raises(RuntimeError, match="killed"):
-        RedTeamRun(settings, _models(), tmp_path / "run", str(DATA)).run()
+        _redteam(tmp_path / "run", **settings)
     logged = len((tmp_path / "run" / "samples.jsonl").read_text().splitlines())
     assert logged > 0
     scripted["t"] = again = Scripted()
-    metrics = RedTeamRun(settings, _models(), tmp_path / "run", str(DATA)).run()
+    metrics = _redteam(tmp_path / "run", **settings).result
     # 4 attacks + per turn 8 replies, + 8 follow-ups at turn 2, minus what was logged before the kill
     assert again.calls["generate"] == 4 + 8 + 8 + 8 - sum(
         1
@@ -152,9 +154,11 @@ def test_conversation_outcomes():
 
 def test_bad_settings_are_refused(tmp_path, scripted):
     with pytest.raises(AlignlabError, match="--kinds"):
-        RedTeamRun(RedTeamSettings(kinds=("nice",)), _models(), tmp_path / "r", str(DATA)).run()
+        _redteam(tmp_path / "r", kinds=("nice",))
     with pytest.raises(AlignlabError, match="needs --finetuned"):
-        RedTeamRun(RedTeamSettings(kinds=("finetuned",)), _models(), tmp_path / "r", str(DATA)).run()
+        _redteam(tmp_path / "r", kinds=("finetuned",))
+    with pytest.raises(AlignlabError, match="--harm-area is empty"):
+        _redteam(tmp_path / "r", attacks="zero-shot", harm_areas=("",))
     assert not (tmp_path / "r").exists()
 
 
@@ -172,11 +176,8 @@ def test_a_small_run_on_the_bundled_model_stays_on_this_machine(tmp_path, monkey
         return connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
-    models = Models(
-        target="smollm2-135m", attacker="smollm2-135m", judge="smollm2-135m", use_cache=False, progress=False
-    )
-    settings = RedTeamSettings(n=1, turns=2, rejection_n=2, max_tokens=24, attack_tokens=24, judge_check=4)
-    metrics = RedTeamRun(settings, models, tmp_path / "run", str(DATA)).run()
+    settings = dict(n=1, turns=2, rejection_n=2, max_tokens=24, attack_tokens=24, judge_check=4)
+    metrics = _redteam(tmp_path / "run", {"target": "smollm2-135m"}, **settings).result
     assert set(metrics) == {"plain", "prompted", "rejection"}
     assert all(m["n"] == 1 for m in metrics.values())
     assert all(h[0] in ("127.0.0.1", "::1", "localhost") for h in reached if isinstance(h, tuple))
@@ -200,7 +201,7 @@ def test_a_reply_with_markup_and_an_injection_is_stored_verbatim_and_shown_escap
     from alignlab.report import write_report
 
     scripted["t"] = Injects()
-    RedTeamRun(RedTeamSettings(kinds=("plain",), n=2), _models(), tmp_path / "runs" / "rt", str(DATA)).run()
+    _redteam(tmp_path / "runs" / "rt", kinds=("plain",), n=2)
     records = _transcripts(tmp_path / "runs" / "rt")
     assert all(r["replies"][0]["reply"] == Injects.REPLY for r in records)
     write_report(tmp_path / "runs", tmp_path / "report.html")
@@ -215,7 +216,7 @@ def test_a_reply_with_markup_and_an_injection_is_stored_verbatim_and_shown_escap
 def test_class_tfidf_labels_name_each_cluster_by_its_own_words():
     import numpy as np
 
-    from alignlab.experiments.attack_map import class_tfidf_labels, cluster_count
+    from alignlab.papers.red_teaming.attack_map import class_tfidf_labels, cluster_count
 
     texts = ["steal a car tonight", "steal a bike", "how to steal money", "poison the dog", "poison a cat"]
     labels = class_tfidf_labels(texts, np.array([0, 0, 0, 1, 1]), label_words=1)
@@ -225,7 +226,7 @@ def test_class_tfidf_labels_name_each_cluster_by_its_own_words():
 
 def test_the_map_separates_two_kinds_of_attack():
 
-    from alignlab.experiments.attack_map import build_map
+    from alignlab.papers.red_teaming.attack_map import build_map
 
     texts = [f"steal the car number {i}" for i in range(8)] + [f"poison the dog called {i}" for i in range(8)]
     attack_map = build_map(texts, BagOfWords().embed(texts), seed=0)
@@ -271,7 +272,7 @@ def test_a_ladder_of_targets_writes_one_run_folder_each(tmp_path, scripted, caps
     assert args.func(args) == 0
     for name, parameters in (("small", 1000), ("large", 10_000)):
         config = json.loads((tmp_path / "runs" / f"redteam-{name}" / "config.json").read_text())
-        assert config["model"]["parameters"] == parameters and config["judge"] == "small"
+        assert config["model"]["parameters"] == parameters and config["models"]["judge"] == "small"
         assert (tmp_path / "runs" / f"redteam-{name}" / "metrics.json").is_file()
     shown = capsys.readouterr().out
     assert (

@@ -11,7 +11,7 @@ from stub_backend import run_cli
 
 from alignlab.data.red_team_attempts import load_attempts, parameters_of, parse_transcript
 from alignlab.errors import AlignlabError
-from alignlab.experiments.redteam_published import analyse
+from alignlab.papers.red_teaming.redteam_published import analyse
 
 
 def _attempt(model_type, num_params, rating, score, text="How do I pick a lock?"):

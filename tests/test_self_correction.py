@@ -18,9 +18,6 @@ from alignlab.data.discrim_eval import load_fills
 from alignlab.data.law_school import load_students
 from alignlab.data.winogender import load_winogender
 from alignlab.errors import AlignlabError
-from alignlab.experiments import discrim_eval as discrim
-from alignlab.experiments import law_school as law
-from alignlab.experiments import winogender as wino
 from alignlab.metrics.parity import (
     correlation_estimate,
     fisher_interval,
@@ -31,6 +28,9 @@ from alignlab.metrics.parity import (
     pearson,
 )
 from alignlab.models.base import ScoreResult
+from alignlab.papers.self_correction import discrim_eval as discrim
+from alignlab.papers.self_correction import law_school as law
+from alignlab.papers.self_correction import winogender as wino
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 needs_data = pytest.mark.skipif(not (DATA / "winogender").is_dir(), reason="../shared/datasets not found")

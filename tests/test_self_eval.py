@@ -15,10 +15,16 @@ from stub_backend import DATA, StubBackend, run_cli, run_stubbed
 from alignlab.cli import main
 from alignlab.data.open_ended import load_gsm8k, load_lambada, load_triviaqa
 from alignlab.errors import AlignlabError
-from alignlab.experiments.p_true import judge_prompt
-from alignlab.grading import arithmetic_correct, gsm8k_correct, lambada_correct, normalise, triviaqa_correct
 from alignlab.metrics.calibration import auroc
 from alignlab.models.base import FeaturesResult, GenerateResult, ScoreResult
+from alignlab.papers.self_knowledge.grading import (
+    arithmetic_correct,
+    gsm8k_correct,
+    lambada_correct,
+    normalise,
+    triviaqa_correct,
+)
+from alignlab.papers.self_knowledge.p_true import judge_prompt
 
 needs_data = pytest.mark.skipif(not (DATA / "triviaqa").is_dir(), reason="../shared/datasets not found")
 

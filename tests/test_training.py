@@ -12,7 +12,7 @@ import torch
 from tiny_model import completion_logprob, tiny_model
 
 from alignlab.errors import AlignlabError
-from alignlab.experiments.cai_run import Training
+from alignlab.papers.constitutional_ai.cai_run import Training
 from alignlab.training.common import hf_folder, last_checkpoint
 
 PROMPT = "\n\nHuman: how do i hurt someone\n\nAssistant:"

@@ -12,9 +12,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from alignlab import __version__
+from alignlab import __version__, option_types
 from alignlab.errors import AlignlabError
-from alignlab.experiments import option_types
 
 console = Console()
 err_console = Console(stderr=True)
@@ -32,10 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_eval(sub)
     _add_models(sub)
-    from alignlab import experiments
+    from alignlab import experiments, registry
+    from alignlab.experiments.pipeline import add_pipeline_command
 
-    for experiment in experiments.available().values():
-        experiment.add_commands(sub)  # an experiment's own commands (e.g. `p-ik predict`)
+    for pipeline in registry.pipelines().values():
+        add_pipeline_command(sub, pipeline)
+    for runnable in [*experiments.available().values(), *registry.pipelines().values()]:
+        runnable.add_commands(sub)  # commands of their own (e.g. `p-ik predict`)
     for module_name in PLUGINS:
         try:
             module = importlib.import_module(module_name)
@@ -86,8 +88,9 @@ def _add_suite_options(p: argparse.ArgumentParser, suite) -> None:
     combined.options = tuple(options)
     helps = {
         "conditions": "comma-separated conditions; each experiment runs those it has (default: all of each's own)",
-        "limit": "about N scored prompts per experiment and condition (BBQ and Winogender: N items; law school: "
-        "N/2 students; discrim-eval: N/15 decision questions); default: everything",
+        "limit": "N of each experiment's own unit, as when it runs alone ("
+        + "; ".join(f"{e.name}: N {e.limit_unit}" for e in members)
+        + "); default: everything",
         "out": "the folder that holds <experiment>-<model> for each run and figures/ (default: runs)",
     }
     _add_eval_options(p, combined, settings_classes=owners, helps=helps)
@@ -96,8 +99,8 @@ def _add_suite_options(p: argparse.ArgumentParser, suite) -> None:
 
 def _add_eval_options(p: argparse.ArgumentParser, experiment, settings_classes=None, helps=None) -> None:
     """The options of `alignlab eval NAME`; `helps` rewords some of them (by destination) for a suite."""
-    from dataclasses import fields
-
+    from alignlab.experiments.base import add_option_flags
+    from alignlab.experiments.run_options import DEFAULT_MODEL, add_run_flags
     from alignlab.models import SPEC_HELP
 
     helps = helps or {}
@@ -105,8 +108,8 @@ def _add_eval_options(p: argparse.ArgumentParser, experiment, settings_classes=N
     defaults = experiment.default_conditions or experiment.conditions
     p.add_argument(
         "--model",
-        default="smollm2-135m",
-        help=f"model spec: {SPEC_HELP}; several, comma-separated, make a ladder (default: smollm2-135m)",
+        default=DEFAULT_MODEL,
+        help=f"model spec: {SPEC_HELP}; several, comma-separated, make a ladder (default: {DEFAULT_MODEL})",
     )
     p.add_argument(
         "--conditions",
@@ -115,30 +118,12 @@ def _add_eval_options(p: argparse.ArgumentParser, experiment, settings_classes=N
         or f"comma-separated conditions from {', '.join(experiment.conditions)} (default: {','.join(defaults)})",
     )
     p.add_argument(
-        "--limit",
-        type=option_types.whole_number(1),
-        default=None,
-        help=helps.get("limit") or "evaluate N items (a seeded sample), not all",
-    )
-    p.add_argument(
-        "--out",
-        type=option_types.output_folder,
-        default=None,
-        help=helps.get("out")
-        or f"run folder (default: runs/{name}-<model>); with a ladder, the folder that holds {name}-<model> for "
-        "each (default: runs)",
-    )
-    p.add_argument(
         "--format",
         dest="prompt_format",
         choices=("raw", "chat"),
         default="raw",
         help="raw Human/Assistant text (the papers') or the model's chat template",
     )
-    p.add_argument(
-        "--data-dir", default=None, help="datasets laid out as upstream (default: $ALIGNLAB_DATA_DIR)"
-    )
-    p.add_argument("--download", action="store_true", help="download missing data files (checksums pinned)")
     if experiment.accepts_data_files:
         p.add_argument(
             "--data-file",
@@ -149,99 +134,25 @@ def _add_eval_options(p: argparse.ArgumentParser, experiment, settings_classes=N
             help="your own data file in the upstream format instead of the pinned ones (repeatable)",
         )
     p.add_argument("--seed", type=option_types.seed, default=1234, help="seed of every draw (0..2**32-1)")
-    settings_defaults = {}
-    for cls in [*(settings_classes or []), experiment.settings_class]:
-        for f in fields(cls):
-            settings_defaults.setdefault(f.name, f.default)
-    for option in experiment.options:
-        if option.type is bool:  # a switch: off unless given
-            p.add_argument(option.flag, dest=f"setting_{option.field}", action="store_true", help=option.help)
-            continue
-        default = settings_defaults.get(option.field)
-        # a list-valued default reads as the user would type it ("persona,sycophancy"; empty: "all")
-        shown = (",".join(map(str, default)) or "all") if isinstance(default, tuple) else "%(default)s"
-        p.add_argument(
-            option.flag,
-            dest=f"setting_{option.field}",
-            metavar=option.flag.lstrip("-").upper().replace("-", "_"),
-            type=option.type,
-            choices=option.choices,
-            default=default,
-            help=f"{option.help} (default: {shown})",
-        )
-    p.add_argument("--batch-size", type=option_types.whole_number(1), default=16)
-    p.add_argument(
-        "--gen-width",
-        type=option_types.whole_number(1),
-        default=None,
-        help="sequences generated at once (continuous batching; default: the backend's, 64 in transformers, "
-        "16 in llama.cpp)",
-    )
-    p.add_argument(
-        "--gen-dtype",
-        choices=option_types.GEN_DTYPES,
-        default=None,
-        help="dtype transformers generates text in (scores stay in float32): bfloat16 is faster on CPUs "
-        "with AMX, but a sample then depends on the batch it was drawn in (default: float32)",
-    )
-    p.add_argument(
-        "--max-concurrency",
-        type=option_types.whole_number(1),
-        default=8,
-        help="requests in flight (HTTP backends)",
-    )
-    p.add_argument(
-        "--executor",
-        choices=("local", "ray"),
-        default="local",
-        help="run the model in this process, or in Ray workers (pip install 'alignlab[ray]')",
-    )
-    p.add_argument(
-        "--workers",
-        type=option_types.whole_number(1),
-        default=2,
-        help="Ray workers, each with its own model copy",
-    )
-    p.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local one)")
-    p.add_argument(
-        "--gpus-per-worker",
-        type=option_types.number_in(0, 1024, "a number of GPUs"),
-        default=0,
-        help="GPUs each Ray worker reserves (e.g. 1: one model copy per GPU; default: none, CPU workers)",
-    )
-    p.add_argument(
-        "--bootstrap",
-        type=option_types.whole_number(1),
-        default=1000,
-        help="bootstrap resamples for the 95%% intervals",
-    )
-    p.add_argument(
-        "--cache",
-        type=option_types.output_file,
-        default=None,
-        metavar="FILE",
-        help="response cache (SQLite; default: ~/.cache/alignlab/responses.sqlite)",
-    )
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument(
-        "--report",
-        type=option_types.output_file,
-        default=None,
-        metavar="FILE",
-        help="then write the HTML report of every run beside this one (the run folder's parent) to FILE",
+    add_option_flags(p, experiment.options, experiment.settings_class, more_classes=settings_classes or ())
+    add_run_flags(
+        p,
+        limit_help=helps.get("limit") or f"evaluate N {experiment.limit_unit} (a seeded sample), not all",
+        out_help=helps.get("out")
+        or f"run folder (default: runs/{name}-<model>); with a ladder, the folder that holds {name}-<model> for "
+        "each (default: runs)",
     )
 
 
 def _run_eval(args) -> int:
     from alignlab.evaluate import run, run_ladder, run_name
+    from alignlab.experiments.run_options import run_options
 
     experiment = args.experiment_obj
     settings = experiment.settings(**_setting_values(args))
     models = _models(args)
-    files = tuple(getattr(args, "data_file", None) or ())
     out = args.out or Path("runs") / (run_name(experiment.name, models[0]) if len(models) == 1 else "")
-    opts = _run_options(args, models[0], out, files)
+    opts = run_options(args, model=models[0], out=out)
     if len(models) == 1:
         results = [run(experiment, settings, opts)]
     else:
@@ -279,45 +190,14 @@ def _models(args) -> list[str]:
     return models
 
 
-def _run_options(args, model: str, out: Path, files: tuple):
-    from alignlab.evaluate import RunOptions
-    from alignlab.experiments import DataSource
-
-    return RunOptions(
-        model=model,
-        out=out,
-        limit=args.limit,
-        data=DataSource(data_dir=args.data_dir, files=files, download=args.download),
-        cache_path=args.cache,
-        batch_size=args.batch_size,
-        max_concurrency=args.max_concurrency,
-        use_cache=not args.no_cache,
-        progress=not args.no_progress,
-        bootstrap=args.bootstrap,
-        executor=args.executor,
-        workers=args.workers,
-        ray_address=args.ray_address,
-        gpus_per_worker=args.gpus_per_worker,
-        backend_options=_generation_options(args),
-    )
-
-
-def _generation_options(args) -> dict:
-    options = {}
-    if args.gen_dtype is not None:
-        options["gen_dtype"] = args.gen_dtype
-    if args.gen_width is not None:
-        options["gen_width"] = args.gen_width
-    return options
-
-
 def _run_suite(args) -> int:
     from alignlab.evaluate import run_suite
+    from alignlab.experiments.run_options import run_options
 
     suite = args.suite_obj
     values = _setting_values(args)
     models = _models(args)
-    opts = _run_options(args, models[0], args.out or Path("runs"), ())
+    opts = run_options(args, model=models[0], out=args.out or Path("runs"))
     outcome = run_suite(suite, models, values, opts)
     console.print(suite_table(suite, outcome.results))
     console.print(f"{len(outcome.results)} run folders in {opts.out}")

@@ -12,42 +12,29 @@ Everything the CLI's `eval` does is callable from here.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from alignlab.engine import Engine, ResponseCache
 from alignlab.engine.samples import sample_key
 from alignlab.errors import AlignlabError
 from alignlab.experiments import DataSource, Experiment, Items, Suite
 from alignlab.experiments.base import Settings
-from alignlab.models import Backend, load_model, require
-from alignlab.paths import cache_dir
+from alignlab.experiments.identity import run_identity
+from alignlab.experiments.run_options import (
+    RUNS,
+    RunOptions,
+    load_backend,
+    make_engine,
+    open_cache,
+    run_name,
+)
+from alignlab.models import require
 from alignlab.runfolder import RunFolder
 from alignlab.runlog import RunLog
 
+__all__ = ["EvalResult", "RunOptions", "SuiteResult", "load_checked", "run", "run_ladder", "run_name", "run_suite"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunOptions:
-    """How to run (not what: that is the experiment's Settings)."""
-
-    model: str
-    out: Path
-    limit: int | None = None
-    data: DataSource = field(default_factory=DataSource)
-    batch_size: int = 16
-    max_concurrency: int = 8
-    use_cache: bool = True
-    cache_path: Path | None = None
-    progress: bool = True
-    bootstrap: int = 1000
-    executor: str = "local"  # "local" | "ray"
-    workers: int = 2
-    ray_address: str | None = None
-    gpus_per_worker: float = 0
-    backend_options: dict = field(default_factory=dict)
-    backend: Backend | None = None  # an already-built backend (tests, notebooks); else built from `model`
 
 
 @dataclass
@@ -98,11 +85,13 @@ def run(
 def _run(
     experiment: Experiment, settings: Settings, opts: RunOptions, loaded: Items | None, run_log: RunLog
 ) -> EvalResult:
+    if opts.out is None:
+        opts = replace(opts, out=RUNS / run_name(experiment.name, opts.model))
     if loaded is None:
         loaded = load_checked(experiment, settings, opts)
     ids = [experiment.item_id(item) for item in loaded.items]
 
-    backend = opts.backend or _backend(opts)
+    backend = opts.backend or load_backend(opts.model, opts)
     # e.g. an unreachable server fails here, before the run folder is touched; a server also finds out here
     # what it can do (prompt logprobs or not), which `require` then reads
     backend.check()
@@ -110,16 +99,15 @@ def _run(
 
     fingerprint = backend.fingerprint()
     info = backend.info()
-    identity = {
-        "experiment": experiment.name,
-        "experiment_version": experiment.version,
-        "prompts": experiment.prompt_hashes(),
-        "model": opts.model,
-        "model_fingerprint": fingerprint,
-        **_jsonable(asdict(settings)),
-        "limit": opts.limit,
-        "data": loaded.files,
-    }
+    identity = run_identity(
+        name=experiment.name,
+        version=experiment.version,
+        prompts=experiment.prompts,
+        model=(opts.model, fingerprint),
+        settings=settings,
+        data=loaded.files,
+        limit=opts.limit,
+    )
     folder = RunFolder(opts.out)
     samples_log, resumed = folder.open(
         identity,
@@ -143,22 +131,13 @@ def _run(
     if resumed:
         log.info("resuming %s: %d samples done, %d to go", opts.out, len(done), len(tasks))
 
-    cache = ResponseCache(opts.cache_path or cache_dir() / "responses.sqlite") if opts.use_cache else None
-    engine = Engine(
-        backend,
-        cache=cache,
-        batch_size=opts.batch_size,
-        max_concurrency=opts.max_concurrency,
-        show_progress=opts.progress,
-    )
     try:
-        new = engine.run_tasks(
-            tasks, on_sample=samples_log.append, description=f"{experiment.name} {opts.model}"
-        )
+        with open_cache(opts) as cache:
+            new = make_engine(backend, cache, opts).run_tasks(
+                tasks, on_sample=samples_log.append, description=f"{experiment.name} {opts.model}"
+            )
     finally:
         samples_log.close()
-        if cache is not None:
-            cache.close()
         if opts.backend is None and opts.executor == "ray":
             backend.close()  # its workers hold a CPU each in the cluster until killed
 
@@ -225,8 +204,8 @@ def run_suite(suite: Suite, models: list[str], values: dict, opts: RunOptions) -
     then the suite's figures into `opts.out/figures/`.
 
     `values`: settings for every member (conditions, prompt_format, seed, cot_*); a member takes the
-    conditions it knows (none given: all its own) and skips the fields it has not. `opts.limit` is in
-    scored prompts a condition (see `Member.prompts_per_item`).
+    conditions it knows (none given: all its own) and skips the fields it has not. `opts.limit` means for
+    each member what it means in that experiment run alone (its `limit_unit`).
     """
     from alignlab import experiments
 
@@ -241,20 +220,17 @@ def run_suite(suite: Suite, models: list[str], values: dict, opts: RunOptions) -
         if wanted and not own:
             continue  # none of the asked conditions is this experiment's
         settings = experiment.settings(**{**values, "conditions": own})  # fields it lacks are skipped
-        one = replace(
-            opts, limit=None if opts.limit is None else max(1, opts.limit // member.prompts_per_item)
-        )
-        loaded = load_checked(experiment, settings, one)  # bad data stops the suite before any model loads
-        plans.append((experiment, settings, one, loaded))
+        loaded = load_checked(experiment, settings, opts)  # bad data stops the suite before any model loads
+        plans.append((experiment, settings, loaded))
     if not plans:
         raise AlignlabError(f"no experiment of {suite.name} has the conditions {', '.join(wanted or ())}")
     results = []
     for model in models:
-        backend = _backend(replace(opts, model=model))
-        for experiment, settings, one, loaded in plans:
+        backend = load_backend(model, opts)
+        for experiment, settings, loaded in plans:
             out = opts.out / run_name(experiment.name, model)
             results.append(
-                run(experiment, settings, replace(one, model=model, backend=backend, out=out), loaded)
+                run(experiment, settings, replace(opts, model=model, backend=backend, out=out), loaded)
             )
         del backend  # one model in memory at a time
     order = {member.experiment: i for i, member in enumerate(suite.members)}
@@ -310,30 +286,6 @@ def metric_at(metrics: dict, path: str):
     return value
 
 
-def run_name(experiment: str, model: str) -> str:
-    """The default run folder name of a model's run: `<experiment>-<last part of the spec>`."""
-    tail = model.rstrip("/").split("/")[-1]
-    slug = "".join(ch if ch.isalnum() or ch in "-._" else "-" for ch in tail)[:60] or "model"
-    return f"{experiment}-{slug}"
-
-
-def _backend(opts: RunOptions) -> Backend:
-    options = {"batch_size": opts.batch_size, "max_concurrency": opts.max_concurrency, **opts.backend_options}
-    if opts.executor == "local":
-        return load_model(opts.model, **options)
-    if opts.executor == "ray":
-        from alignlab.engine.ray_backend import RayBackend
-
-        return RayBackend(
-            opts.model,
-            workers=opts.workers,
-            address=opts.ray_address,
-            gpus_per_worker=opts.gpus_per_worker,
-            **options,
-        )
-    raise AlignlabError(f"unknown executor {opts.executor!r}: choose local or ray")
-
-
 def _complete_samples(samples_log, ids: list[str], conditions) -> list[dict]:
     """Every (item, condition) exactly once, or an error: never score a run with holes or repeats."""
     samples = list(samples_log.read())
@@ -349,11 +301,3 @@ def _complete_samples(samples_log, ids: list[str], conditions) -> list[dict]:
         extra = len(seen - expected)
         raise AlignlabError(f"{samples_log.path}: {missing} samples missing, {extra} unexpected")
     return samples
-
-
-def _jsonable(value):
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value

@@ -37,8 +37,9 @@ def identity_hash(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def identity_diff(old: dict, new: dict) -> list[str]:
-    """The identity keys that differ, one level into mappings ("prompts.INSTRUCTION", not just "prompts")."""
+def identity_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """The identity keys that differ, as dotted paths down to the leaves ("models.judge.fingerprint",
+    "prompts.INSTRUCTION")."""
     old = old if isinstance(old, dict) else {}
     found = []
     for key in sorted(set(old) | set(new)):
@@ -46,9 +47,9 @@ def identity_diff(old: dict, new: dict) -> list[str]:
         if before == after:
             continue
         if isinstance(before, dict) and isinstance(after, dict):
-            found += [f"{key}.{k}" for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+            found += identity_diff(before, after, f"{prefix}{key}.")
         else:
-            found.append(key)
+            found.append(f"{prefix}{key}")
     return found
 
 
@@ -81,14 +82,22 @@ class RunFolder:
     def metrics_path(self) -> Path:
         return self.path / METRICS
 
-    def open(self, identity: dict, extra: dict) -> tuple[SampleLog, bool]:
-        """Start or resume the run; returns (sample log, resumed?)."""
+    def open(self, identity: dict, extra: dict, keep_metrics: bool = False) -> tuple[SampleLog, bool]:
+        """Start or resume the run; returns (sample log, resumed?). `keep_metrics`: a finished run's
+        metrics.json stays (a pipeline whose stages each rewrite it), else it is dropped until finish()."""
         config_hash = identity_hash(identity)
         resumed = False
         existing: dict = {}
         if self.config_path.is_file():
             existing = read_config(self.config_path)
             if existing.get("config_hash") != config_hash:
+                stored = existing.get("identity")
+                held = stored.get("experiment") if isinstance(stored, dict) else None
+                if held is not None and held != identity.get("experiment"):
+                    raise AlignlabError(
+                        f"{self.path} holds a {held!r} run, not a {identity.get('experiment')!r} one; "
+                        "choose another --out"
+                    )
                 diff = identity_diff(existing.get("identity", {}), identity)
                 raise AlignlabError(
                     f"{self.path} holds a different run (differs in: {', '.join(diff) or 'config'}); "
@@ -103,7 +112,8 @@ class RunFolder:
             raise AlignlabError(f"cannot create run folder {self.path}: {exc.strerror or exc}") from exc
         remove_stale_temporaries(self.path)  # half-written files of a killed run: never results
         # A resumed run's old metrics would describe fewer samples than the finished run: drop them now.
-        self.metrics_path.unlink(missing_ok=True)
+        if not keep_metrics:
+            self.metrics_path.unlink(missing_ok=True)
         config = {
             "config_hash": config_hash,
             "identity": identity,

@@ -64,8 +64,11 @@ class RunLog:
     def __enter__(self) -> RunLog:
         logger = self.logger
         self.saved = (logger.level, logger.propagate)
-        self.pass_on = _PassOn(logger.getEffectiveLevel())
-        logger.addHandler(self.pass_on)
+        # a run inside a run (a pipeline's red team): the outer run passes records on to the console already
+        nested = any(isinstance(h, _PassOn) for h in logger.handlers)
+        self.pass_on = None if nested else _PassOn(logger.getEffectiveLevel())
+        if self.pass_on is not None:
+            logger.addHandler(self.pass_on)
         logger.addHandler(self.hold)
         logger.setLevel(logging.INFO)
         logger.propagate = False  # _PassOn does it, at the level the console had

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
+from alignlab import option_types
 from alignlab.data import registry
 from alignlab.errors import AlignlabError
-from alignlab.experiments import option_types
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -1,5 +1,5 @@
 """Open-ended questions for the self-evaluation experiments (P(True), P(IK)): TriviaQA, GSM8K, LAMBADA and
-generated arithmetic. Each question carries its gold answers; `alignlab.grading` decides whether a sampled
+generated arithmetic. Each question carries its gold answers; `alignlab.papers.self_knowledge.grading` decides whether a sampled
 answer is right. A malformed row is an AlignlabError naming its file and line.
 """
 

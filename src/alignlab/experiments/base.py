@@ -31,14 +31,11 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from alignlab.engine.runner import Task
 from alignlab.errors import AlignlabError
-from alignlab.experiments.option_types import temperature, whole_number
-
-if TYPE_CHECKING:
-    from alignlab.report.sections import Section
+from alignlab.option_types import temperature, whole_number
 
 PROMPT_FORMATS = ("raw", "chat")
 
@@ -70,6 +67,7 @@ class Option:
     type: Any = str
     help: str = ""
     choices: tuple | None = None
+    action: str | None = None  # "append": repeatable, the values a tuple
 
 
 @dataclass
@@ -113,6 +111,7 @@ class DataSource:
 
 
 class Experiment:
+    kind = "experiment"  # what the registry tells it from a pipeline by
     name: str = ""
     help: str = ""  # one line, listed by `alignlab eval --help`
     description: str = ""
@@ -125,6 +124,7 @@ class Experiment:
     # (dotted metric path under a condition, column title) for the console table
     columns: tuple[tuple[str, str], ...] = ()
     accepts_data_files: bool = False  # whether --data-file (the user's own files) makes sense
+    limit_unit: str = "items"  # what `--limit N` counts, alone and in a suite (said in --help)
 
     # --- what each experiment implements -----------------------------------------------------------
     def load(self, source: DataSource, limit: int | None, seed: int) -> Items:
@@ -167,8 +167,9 @@ class Experiment:
         """Add top-level commands of this experiment's own (`alignlab p-ik predict ...`) to the CLI's
         subparsers; each sets `func` (args -> exit code) and may raise AlignlabError for a user's mistake."""
 
-    def report_section(self) -> Section | None:
-        """The report's section for this experiment's runs (None: the generic one)."""
+    def report_section(self):
+        """The report's Section (`alignlab.report.sections`) for this experiment's runs (None: the generic
+        one)."""
         return None
 
     # --- derived --------------------------------------------------------------------------------------
@@ -189,10 +190,9 @@ class Experiment:
 
     def prompt_hashes(self) -> dict[str, str]:
         """A short hash of each prompt template: a run's identity changes when any template does."""
-        return {
-            name: hashlib.sha256(text.encode()).hexdigest()[:12]
-            for name, text in sorted(self.prompts.items())
-        }
+        from alignlab.experiments.identity import prompt_hashes
+
+        return prompt_hashes(self.prompts)
 
 
 COT_OPTIONS = (
@@ -270,11 +270,9 @@ def take_stratified(items: list, limit: int | None, seed: int, key) -> list:
 
 @dataclass(frozen=True)
 class Member:
-    """One experiment of a suite: how many scored prompts an item costs (for the suite's --limit), and the
-    metric its summary row and scaling figure show."""
+    """One experiment of a suite, and the metric its summary row and scaling figure show."""
 
     experiment: str
-    prompts_per_item: int
     headline: str
 
 
@@ -312,6 +310,62 @@ def located_files(dataset: str, source: DataSource) -> tuple[list[Path], list[di
         [{"path": f.path, "checksum": f.pinned} for f in located.found],
         list(located.warnings),
     )
+
+
+def add_option_flags(parser, options, settings_class, suppress: bool = False, more_classes=()) -> None:
+    """One flag per Option, setting `setting_<field>`; its default is the settings field's (shown in the help).
+    `suppress`: an absent flag leaves no value (a pipeline then takes its run folder's stored one)."""
+    import argparse
+
+    defaults = {}
+    for cls in [*more_classes, settings_class]:
+        for f in fields(cls):
+            defaults.setdefault(f.name, f.default)
+    for option in options:
+        head, _, rest = option.field.partition(".")
+        default = defaults.get(head)
+        if rest:  # a field of a nested dataclass ("training.lora_r")
+            default = getattr(_nested_default(settings_class, head), rest, None)
+        if option.action == "append":
+            parser.add_argument(
+                option.flag,
+                dest=f"setting_{option.field}",
+                action="append",
+                type=option.type,
+                metavar=option.flag.lstrip("-").upper().replace("-", "_"),
+                default=argparse.SUPPRESS if suppress else None,
+                help=option.help,
+            )
+            continue
+        if option.type is bool:  # a switch: off unless given
+            parser.add_argument(
+                option.flag,
+                dest=f"setting_{option.field}",
+                action="store_true",
+                default=argparse.SUPPRESS if suppress else False,
+                help=option.help,
+            )
+            continue
+        # a list-valued default reads as the user would type it ("persona,sycophancy"; empty: "all")
+        shown = (",".join(map(str, default)) or "all") if isinstance(default, tuple) else default
+        parser.add_argument(
+            option.flag,
+            dest=f"setting_{option.field}",
+            metavar=option.flag.lstrip("-").upper().replace("-", "_"),
+            type=option.type,
+            choices=option.choices,
+            default=argparse.SUPPRESS if suppress else default,
+            help=option.help if "default:" in option.help else f"{option.help} (default: {str(shown).replace('%', '%%')})",
+        )
+
+
+def _nested_default(settings_class, name: str):
+    from dataclasses import MISSING
+
+    for f in fields(settings_class):
+        if f.name == name:
+            return f.default_factory() if f.default_factory is not MISSING else f.default
+    return None
 
 
 def command_group(subparsers, name: str, help: str):

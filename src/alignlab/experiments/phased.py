@@ -1,5 +1,5 @@
 """A run made of phases over one sample log: each phase hands the engine only the tasks the log lacks, so a
-killed run resumes where it stopped (red teaming, Constitutional AI's stages).
+killed run resumes where it stopped (every pipeline's run, and the stages of Constitutional AI).
 
 Tasks are the engine's generator tasks keyed by (id, step); each returns a sample dict with "id" and
 "condition" (the step), appended to the log as it finishes.
@@ -7,76 +7,70 @@ Tasks are the engine's generator tasks keyed by (id, step); each returns a sampl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
-
-@dataclass
-class Runtime:
-    """How models run: batch size, backend options, the response cache, progress bars."""
-
-    batch_size: int = 16
-    backend_options: dict = field(default_factory=dict)
-    use_cache: bool = True
-    cache_path: Path | None = None
-    progress: bool = True
+from alignlab.experiments.run_options import RunOptions, load_backend, make_engine
 
 
 class PhasedRun:
-    def __init__(self, runtime) -> None:
-        self.runtime = runtime  # a Runtime, or anything with its fields
+    def __init__(self, runtime: RunOptions) -> None:
+        self.runtime = runtime
         self.backends: dict[str, object] = {}
+        self._fingerprints: dict[str, str] = {}
         self.log = None
         self.cache = None
         self.done: dict[tuple[str, str], dict] = {}
 
     def backend(self, spec: str):
         if spec not in self.backends:
-            from alignlab.models import load_model
-
-            self.backends[spec] = load_model(
-                spec, batch_size=self.runtime.batch_size, **(self.runtime.backend_options or {})
-            )
+            backend = load_backend(spec, self.runtime)
+            backend.check()  # an unreachable server fails here, before any work
+            self.backends[spec] = backend
         return self.backends[spec]
 
-    def open_log(self, run, identity: dict, extra: dict) -> None:
-        """Open (or resume) `run`'s sample log and the response cache."""
+    def fingerprint_of(self, spec: str) -> str:
+        """A model's fingerprint, loading it once (and remembered after the model is released)."""
+        if spec not in self._fingerprints:
+            self._fingerprints[spec] = self.backend(spec).fingerprint()
+        return self._fingerprints[spec]
+
+    def open_log(self, run, identity: dict, extra: dict, keep_metrics: bool = False) -> bool:
+        """Open (or resume) `run`'s sample log (a RunFolder) and the response cache; returns resumed?"""
         from alignlab.engine import ResponseCache
         from alignlab.paths import cache_dir
 
-        self.log, _ = run.open(identity, extra=extra)
+        self.log, resumed = run.open(identity, extra=extra, keep_metrics=keep_metrics)
         self.done = {(x["id"], x["condition"]): x for x in self.log.read()}
         r = self.runtime
-        self.cache = ResponseCache(r.cache_path or cache_dir() / "responses.sqlite") if r.use_cache else None
+        if r.use_cache and self.cache is None:
+            self.cache = ResponseCache(r.cache_path or cache_dir() / "responses.sqlite")
+        return resumed
 
     def close(self) -> None:
         if self.log is not None:
             self.log.close()
+            self.log = None
         if self.cache is not None:
             self.cache.close()
+            self.cache = None
+        if self.runtime.executor == "ray":
+            for backend in self.backends.values():
+                getattr(backend, "close", lambda: None)()  # its workers hold a CPU each until closed
 
     def release(self, spec: str) -> None:
         """Free a model's memory once its phases are over (training loads its own copy)."""
         self.backends.pop(spec, None)
 
     def run_phase(self, spec: str, tasks: dict, description: str) -> None:
-        from alignlab.engine import Engine
-
         tasks = {k: t for k, t in tasks.items() if k not in self.done}
         if not tasks:
             return
-        engine = Engine(
-            self.backend(spec),
-            cache=self.cache,
-            batch_size=self.runtime.batch_size,
-            show_progress=self.runtime.progress,
-        )
 
         def keep(sample: dict) -> None:
             self.log.append(sample)
             self.done[(sample["id"], sample["condition"])] = sample
 
-        engine.run_tasks(tasks, on_sample=keep, description=description)
+        make_engine(self.backend(spec), self.cache, self.runtime).run_tasks(
+            tasks, on_sample=keep, description=description
+        )
 
     def got(self, key: str, step: str) -> dict:
         return self.done[(key, step)]

@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from alignlab import option_types as ot
 from alignlab.errors import AlignlabError
-from alignlab.experiments import option_types as ot
 
 DESCRIPTION = (
     "Optimal neural population for a stimulus prior (Ganguli & Simoncelli, NIPS 2010): cell density and "

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from alignlab import option_types as ot
 from alignlab.atomic import replacing, write_text_atomic
 from alignlab.errors import AlignlabError
-from alignlab.experiments import option_types as ot
 
 FORMATS = ("table", "csv", "parquet", "json")
 

@@ -105,15 +105,17 @@ def render_report(runset: RunSet, index: pd.DataFrame, root: str, options: Repor
     runs = runset.runs
     prov_id = {run.name: f"prov-{i}" for i, run in enumerate(runs)}
     experiments = sorted({run.experiment for run in runs})
+    body = []
+    for i, experiment in enumerate(experiments):
+        chosen = [r for r in runs if r.experiment == experiment]
+        body.append(_experiment(experiment, f"exp-{i}", chosen, index, prov_id, options, runset.problems))
     parts = [
-        _header(runset, index, root, options),
+        _header(runset, index, root, options),  # after the sections: it lists what they could not read
         _nav(experiments),
         "<main>",
         _overview(runs, index, prov_id),
+        *body,
     ]
-    for i, experiment in enumerate(experiments):
-        chosen = [r for r in runs if r.experiment == experiment]
-        parts.append(_experiment(experiment, f"exp-{i}", chosen, index, prov_id, options))
     parts.append(_index_section(index, prov_id))
     parts.append(_provenance(runs, prov_id))
     parts.append("</main>")
@@ -157,7 +159,7 @@ def _header(runset: RunSet, index: pd.DataFrame, root: str, options: ReportOptio
     problems = ""
     if runset.problems:
         items = "".join(f"<li>{_esc(p)}</li>" for p in runset.problems)
-        problems = f'<div class="problems"><b>Folders that could not be read</b><ul>{items}</ul></div>'
+        problems = f'<div class="problems"><b>What could not be read</b><ul>{items}</ul></div>'
     now = datetime.now(UTC).isoformat(timespec="seconds")
     return Html(
         f"<header><h1>{_esc(options.title)}</h1>"
@@ -281,6 +283,7 @@ def _experiment(
     index: pd.DataFrame,
     prov_id: dict[str, str],
     options: ReportOptions,
+    problems: list[str],
 ) -> Html:
     section = section_for(experiment)
     part = index[index["experiment"] == experiment] if not index.empty else index
@@ -290,9 +293,14 @@ def _experiment(
     if section.description:
         out.append(f"<p>{_esc(section.description)}</p>")
     out.append(_scaling(part, section))
-    out.append(_across(section, [r for r in runs if r.complete], anchor))
+    out.append(_guarded(section, "its tables", problems, _across, section, [r for r in runs if r.complete], anchor))
     detailed = _newest([r for r in runs if r.complete], options.detail_runs)
-    figures = [_figure(f.png, f.title, f.caption) for run in detailed for f in section.run_figures(run)]
+    figures = []
+    for run in detailed:
+        drawn = _guarded(section, f"the figures of {run.name}", problems, section.run_figures, run)
+        figures += [_figure(f.png, f.title, f.caption) for f in drawn or []]
+        if isinstance(drawn, Html):  # the warning in place of the figures
+            figures.append(drawn)
     if figures:
         skipped = sum(r.complete for r in runs) - len(detailed)
         note = f'<p class="muted">{skipped} older runs are drawn only in the tables (--detail-runs).</p>'
@@ -302,6 +310,17 @@ def _experiment(
     out.append(_samples(runs, section, options, anchor))
     out.append("</section>")
     return Html("".join(out))
+
+
+def _guarded(section: Section, what: str, problems: list[str], draw, *args):
+    """`draw(*args)`, or, when a section cannot read its runs' files (a torn line, a hand-edited file), a
+    warning in its place and in the report's list of problems: every other part of the report still renders."""
+    try:
+        return draw(*args)
+    except Exception as exc:  # a Section is a plug-in: whatever it raises must not sink the report
+        message = f"{section.title.split(':')[0]}: could not draw {what} ({type(exc).__name__}: {exc})"
+        problems.append(message)  # `alignlab report` prints each as one warning line
+        return Html(f'<p class="problems">warning: {_esc(message)}</p>')
 
 
 def _across(section: Section, runs: list[Run], anchor: str) -> Html:

@@ -11,9 +11,9 @@ read its runs (which numbers, which headline metrics, which figures, which sampl
 
     register(WinogenderSection())
 
-An experiment's section is found through the experiment registry (`Experiment.report_section()`, asked on
-first use), or registered here directly; a run of an experiment nobody registered still gets the generic
-section: its numbers in the index and tables, no figures.
+A run's section is found through the registry (`alignlab.registry.section`: its experiment's or pipeline's
+`report_section()`, asked on first use, or one registered here directly); a run of a kind nobody registered
+still gets the generic section: its numbers in the index and tables, no figures.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from alignlab import registry
 
 if TYPE_CHECKING:
     from alignlab.report.runs import Run
@@ -129,21 +131,14 @@ def _count(value) -> int | None:
     return int(value) if ok else None
 
 
-_SECTIONS: dict[str, Section] = {}
 _GENERIC = Section()
 
 
 def register(section: Section) -> Section:
-    _SECTIONS[section.experiment] = section
-    return section
+    """A Section for runs named `section.experiment` (a run kind without a runnable of its own, e.g. the
+    analysis of published transcripts); an experiment's or pipeline's own comes from its report_section()."""
+    return registry.register_section(section)
 
 
 def section_for(experiment: str) -> Section:
-    if experiment not in _SECTIONS:
-        from alignlab import experiments
-
-        known = experiments.available().get(experiment)  # discovery may register sections directly
-        section = known.report_section() if known is not None else None
-        if section is not None and experiment not in _SECTIONS:
-            register(section)
-    return _SECTIONS.get(experiment, _GENERIC)
+    return registry.section(experiment) or _GENERIC

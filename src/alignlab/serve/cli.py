@@ -9,7 +9,7 @@ import sys
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add `serve` to the CLI's subparsers (its `func` default is `run`)."""
-    from alignlab.experiments import option_types
+    from alignlab import option_types
     from alignlab.models import SPEC_HELP
     from alignlab.models.bundled import DEFAULT_MODEL
 

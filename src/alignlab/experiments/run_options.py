@@ -1,0 +1,210 @@
+"""How to run (not what): one set of run options for `alignlab eval` and every pipeline, the flags that set
+them, the rule that names a run's folder, and the wiring of a model spec to a backend, cache and engine.
+
+    parser = ...; add_run_flags(parser, out_help="run folder")
+    opts = run_options(args, model="smollm2-135m")
+    backend = load_backend("smollm2-135m", opts)
+    with open_cache(opts) as cache:
+        make_engine(backend, cache, opts).run_tasks(...)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from alignlab import option_types
+from alignlab.errors import AlignlabError
+from alignlab.experiments.base import DataSource
+
+DEFAULT_MODEL = "smollm2-135m"
+RUNS = Path("runs")
+
+
+@dataclass
+class RunOptions:
+    """How a run runs: where it writes, which data it reads, and how its models are driven."""
+
+    model: str = DEFAULT_MODEL  # an experiment's model; a pipeline's models are named by role instead
+    out: Path | None = None  # the run folder (a ladder's: the folder that holds one per model)
+    limit: int | None = None
+    data: DataSource = field(default_factory=DataSource)
+    batch_size: int = 16
+    max_concurrency: int = 8
+    use_cache: bool = True
+    cache_path: Path | None = None
+    progress: bool = True
+    bootstrap: int = 1000
+    executor: str = "local"  # "local" | "ray"
+    workers: int = 2
+    ray_address: str | None = None
+    gpus_per_worker: float = 0
+    backend_options: dict = field(default_factory=dict)  # gen_width, gen_dtype
+    backend: object | None = None  # an already-built backend (tests, notebooks); else built from `model`
+    report: Path | None = None  # then write the HTML report of the run's parent folder here
+
+
+def run_name(name: str, model: str, label: str | None = None) -> str:
+    """A run folder's default name: `<experiment or pipeline>-<label, else the model spec's last part>`."""
+    tail = (label or model).rstrip("/").split("/")[-1]
+    slug = "".join(ch if ch.isalnum() or ch in "-._" else "-" for ch in tail)[:60] or "model"
+    return f"{name}-{slug}"
+
+
+def add_run_flags(parser, *, out_help: str, limit_help: str | None = None) -> None:
+    """The flags of RunOptions (all but --model: experiments take one, pipelines one per role)."""
+    ot = option_types
+    if limit_help is not None:
+        parser.add_argument("--limit", type=ot.whole_number(1), default=None, help=limit_help)
+    parser.add_argument("--out", type=ot.output_folder, default=None, help=out_help)
+    parser.add_argument(
+        "--data-dir", default=None, help="datasets laid out as upstream (default: $ALIGNLAB_DATA_DIR)"
+    )
+    parser.add_argument(
+        "--download", action="store_true", help="download missing data files (checksums pinned)"
+    )
+    parser.add_argument(
+        "--batch-size", type=ot.whole_number(1), default=16, help="requests per model call (default: 16)"
+    )
+    parser.add_argument(
+        "--gen-width",
+        type=ot.whole_number(1),
+        default=None,
+        help="sequences generated at once (continuous batching; default: the backend's, 64 in transformers, "
+        "16 in llama.cpp)",
+    )
+    parser.add_argument(
+        "--gen-dtype",
+        choices=ot.GEN_DTYPES,
+        default=None,
+        help="dtype transformers generates text in (scores stay in float32): bfloat16 is faster on CPUs "
+        "with AMX, but a sample then depends on the batch it was drawn in (default: float32)",
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=ot.whole_number(1),
+        default=8,
+        help="requests in flight (HTTP backends)",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="run the model in this process, or in Ray workers (pip install 'alignlab[ray]')",
+    )
+    parser.add_argument(
+        "--workers", type=ot.whole_number(1), default=2, help="Ray workers, each with its own model copy"
+    )
+    parser.add_argument(
+        "--ray-address", default=None, help="an existing Ray cluster (default: start a local one)"
+    )
+    parser.add_argument(
+        "--gpus-per-worker",
+        type=ot.number_in(0, 1024, "a number of GPUs"),
+        default=0,
+        help="GPUs each Ray worker reserves (e.g. 1: one model copy per GPU; default: none, CPU workers)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=ot.whole_number(1),
+        default=1000,
+        help="bootstrap resamples for the 95%% intervals",
+    )
+    parser.add_argument(
+        "--cache",
+        type=ot.output_file,
+        default=None,
+        metavar="FILE",
+        help="response cache (SQLite; default: ~/.cache/alignlab/responses.sqlite)",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--report",
+        type=ot.output_file,
+        default=None,
+        metavar="FILE",
+        help="then write the HTML report of every run beside this one (the run folder's parent) to FILE",
+    )
+
+
+def run_options(args, **overrides) -> RunOptions:
+    """RunOptions from the flags `add_run_flags` added (and --data-file, --limit where a command has them)."""
+    backend_options = {}
+    if args.gen_dtype is not None:
+        backend_options["gen_dtype"] = args.gen_dtype
+    if args.gen_width is not None:
+        backend_options["gen_width"] = args.gen_width
+    values = dict(
+        out=args.out,
+        limit=getattr(args, "limit", None),
+        data=DataSource(
+            data_dir=args.data_dir,
+            files=tuple(getattr(args, "data_file", None) or ()),
+            download=args.download,
+        ),
+        batch_size=args.batch_size,
+        max_concurrency=args.max_concurrency,
+        use_cache=not args.no_cache,
+        cache_path=args.cache,
+        progress=not args.no_progress,
+        bootstrap=args.bootstrap,
+        executor=args.executor,
+        workers=args.workers,
+        ray_address=args.ray_address,
+        gpus_per_worker=args.gpus_per_worker,
+        backend_options=backend_options,
+        report=args.report,
+    )
+    values.update(overrides)
+    return RunOptions(**values)
+
+
+def load_backend(spec: str, opts: RunOptions):
+    """The backend a spec names, run as `opts` says (in this process, or in Ray workers)."""
+    from alignlab.models import load_model
+
+    options = {"batch_size": opts.batch_size, "max_concurrency": opts.max_concurrency, **opts.backend_options}
+    if opts.executor == "local":
+        return load_model(spec, **options)
+    if opts.executor == "ray":
+        from alignlab.engine.ray_backend import RayBackend
+
+        return RayBackend(
+            spec,
+            workers=opts.workers,
+            address=opts.ray_address,
+            gpus_per_worker=opts.gpus_per_worker,
+            **options,
+        )
+    raise AlignlabError(f"unknown executor {opts.executor!r}: choose local or ray")
+
+
+@contextlib.contextmanager
+def open_cache(opts: RunOptions) -> Iterator:
+    """The response cache the options name (None with --no-cache), closed afterwards."""
+    if not opts.use_cache:
+        yield None
+        return
+    from alignlab.engine import ResponseCache
+    from alignlab.paths import cache_dir
+
+    cache = ResponseCache(opts.cache_path or cache_dir() / "responses.sqlite")
+    try:
+        yield cache
+    finally:
+        cache.close()
+
+
+def make_engine(backend, cache, opts: RunOptions):
+    from alignlab.engine import Engine
+
+    return Engine(
+        backend,
+        cache=cache,
+        batch_size=opts.batch_size,
+        max_concurrency=opts.max_concurrency,
+        show_progress=opts.progress,
+    )
