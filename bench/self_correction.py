@@ -35,6 +35,7 @@ MODEL = "smollm2-135m"
 # scored prompts an item costs: the benchmark sizes every experiment to about --limit prompts a condition
 PROMPTS_PER_ITEM = {"bbq": 1, "winogender": 1, "law-school": 2, "discrim-eval": 15}
 
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=20)

@@ -89,7 +89,11 @@ def _values(**changes) -> dict:
 
 def _opts(tmp_path) -> RunOptions:
     return RunOptions(
-        out=tmp_path / "run", batch_size=4, use_cache=False, progress=False, data=DataSource(data_dir=str(DATA))
+        out=tmp_path / "run",
+        batch_size=4,
+        use_cache=False,
+        progress=False,
+        data=DataSource(data_dir=str(DATA)),
     )
 
 
@@ -100,7 +104,9 @@ def _stage(tmp_path, tiny, stage, **changes) -> dict:
 
 def _run(tmp_path, tiny, **changes) -> CAIRun:
     """The run's folder opened under its identity, for calling a stage's function directly."""
-    ctx = PipelineRun(CAI, CAI.settings(_values(**changes)), CAI.models({"model": f"hf:{tiny}"}), _opts(tmp_path))
+    ctx = PipelineRun(
+        CAI, CAI.settings(_values(**changes)), CAI.models({"model": f"hf:{tiny}"}), _opts(tmp_path)
+    )
     ctx.open()
     return CAIRun(ctx)
 
@@ -232,8 +238,14 @@ def test_later_stages_read_the_settings_the_run_was_started_with(tmp_path):
     from alignlab.experiments.pipeline import stored_run
 
     (tmp_path / "config.json").write_text(
-        json.dumps({"experiment": "cai", "identity": {}, "settings": {"n": 300, "training": {"lora_r": 4}},
-                    "models": {"model": "hf:x"}})
+        json.dumps(
+            {
+                "experiment": "cai",
+                "identity": {},
+                "settings": {"n": 300, "training": {"lora_r": 4}},
+                "models": {"model": "hf:x"},
+            }
+        )
     )
     stored, models = stored_run(CAI, tmp_path)
     s = CAI.settings({**stored, "eval_n": 10, "training.lora_r": 8})

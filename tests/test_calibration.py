@@ -12,6 +12,7 @@ import pytest
 from stub_backend import DATA, StubBackend, run_cli, run_stubbed
 
 import alignlab.evaluate
+import alignlab.models
 from alignlab.cli import main
 from alignlab.data.multiple_choice import (
     MCQuestion,
@@ -316,7 +317,7 @@ def test_the_datasets_run_per_task_with_the_limit_per_task(tmp_path):
 
 def test_bad_options_stop_before_the_model_loads(tmp_path, monkeypatch, capsys):
     loaded = []
-    monkeypatch.setattr(alignlab.evaluate, "load_model", lambda spec, **kw: loaded.append(spec))
+    monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **kw: loaded.append(spec))
     data = _questions(tmp_path, [0, 1])
     for args, message in [
         (["--tasks", "mmlu,astrology"], r"argument --tasks: unknown task\(s\) astrology"),

@@ -11,7 +11,8 @@ import pytest
 from stub_backend import StubBackend, run_stubbed
 
 import alignlab.evaluate
-from alignlab import experiments
+import alignlab.models
+from alignlab import experiments, registry
 from alignlab.cli import main
 from alignlab.evaluate import RunOptions, run
 from alignlab.experiments import Experiment, Item, Items, Option, Settings
@@ -44,7 +45,7 @@ def stub_models(monkeypatch):
         loaded.append(backend)
         return backend
 
-    monkeypatch.setattr(alignlab.evaluate, "load_model", load)
+    monkeypatch.setattr(alignlab.models, "load_model", load)
     return loaded
 
 
@@ -151,7 +152,7 @@ class Toy(Experiment):
 @pytest.fixture
 def toy(monkeypatch):
     experiment = Toy()
-    monkeypatch.setitem(experiments._REGISTRY, "toy", experiment)
+    monkeypatch.setitem(registry._EXPERIMENTS, "toy", experiment)
     return experiment
 
 
@@ -269,14 +270,12 @@ def test_an_experiment_module_named_in_the_environment_is_found(tmp_path, monkey
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv(experiments.PLUGINS_ENV, "my_experiment")
-    monkeypatch.setattr(experiments, "_discovered", False)
-    monkeypatch.setattr(experiments, "_REGISTRY", dict(experiments.available()))
+    monkeypatch.setattr(registry, "_discovered", False)
+    monkeypatch.setattr(registry, "_EXPERIMENTS", dict(experiments.available()))
     assert set(experiments.available()) >= {"bbq", "mine"}
     monkeypatch.setenv(experiments.PLUGINS_ENV, "no_such_module_here")
-    monkeypatch.setattr(experiments, "_discovered", False)
-    with pytest.raises(
-        experiments.AlignlabError, match="cannot import experiment module 'no_such_module_here'"
-    ):
+    monkeypatch.setattr(registry, "_discovered", False)
+    with pytest.raises(experiments.AlignlabError, match="cannot import module 'no_such_module_here'"):
         experiments.available()
 
 

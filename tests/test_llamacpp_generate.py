@@ -14,7 +14,7 @@ import pytest
 
 from alignlab.models import bundled, load_model
 from alignlab.models.base import Chat, GenerateRequest
-from alignlab.models.llamacpp import _choose
+from alignlab.models.llamacpp_sampling import choose_token
 
 pytestmark = [
     pytest.mark.isolated,
@@ -159,7 +159,7 @@ def reference(backend, request: GenerateRequest) -> str:
         if segments[-1][1] < len(tokens):
             segments.append((len(tokens) - 1, len(tokens)))
         logits = backend._eval(tokens, segments, [len(tokens) - 1])[len(tokens) - 1]
-        token = _choose(logits, request.temperature, request.top_p, rng)
+        token = choose_token(logits, request.temperature, request.top_p, rng)
         if backend._lib.llama_vocab_is_eog(backend._vocab, token):
             break
         tokens.append(token)

@@ -190,11 +190,11 @@ def test_with_permuted_answers_a_pure_letter_preference_matches_nothing(tmp_path
 
 @needs_data
 def test_an_unknown_dataset_is_refused_before_the_model_loads(tmp_path, monkeypatch, capsys):
-    import alignlab.evaluate
+    import alignlab.models
     from alignlab.cli import main
 
     loaded = []
-    monkeypatch.setattr(alignlab.evaluate, "load_model", lambda spec, **kw: loaded.append(spec))
+    monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **kw: loaded.append(spec))
     code = main(
         [
             "eval",

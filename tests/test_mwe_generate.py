@@ -15,8 +15,8 @@ from stub_backend import DATA, StubBackend, run_cli, run_stubbed, scripted_model
 
 from alignlab.data.anthropic_evals import load_winogenerated
 from alignlab.errors import AlignlabError
-from alignlab.experiments.run_options import RunOptions
 from alignlab.experiments.base import request_seed
+from alignlab.experiments.run_options import RunOptions
 from alignlab.models.base import GenerateResult, ScoreResult
 from alignlab.models.embeddings import near_duplicates
 from alignlab.papers.model_written_evals.mwe_generate import (
@@ -256,7 +256,11 @@ def test_content_free_calibration_undoes_a_judge_biased_toward_disagree(tmp_path
     assert plain.funnel["funnel"]["judged_as_intended"] == {"agree": 2, "disagree": 6}  # the bias shows
     scripted["gen"] = Biased()
     fixed = generate_evals(
-        replace(SETTINGS, calibration="content-free"), {"generator": "gen"}, tmp_path / "fixed", None, _models()
+        replace(SETTINGS, calibration="content-free"),
+        {"generator": "gen"},
+        tmp_path / "fixed",
+        None,
+        _models(),
     )
     assert fixed.funnel["funnel"]["judge_prior_agree"] == pytest.approx(1 / 6)
     assert fixed.funnel["funnel"]["kept"] == {"agree": 4, "disagree": 4}
@@ -281,7 +285,9 @@ def test_a_killed_run_resumes_without_repeating_work(tmp_path, scripted):
 
 def test_a_generated_set_round_trips_through_the_evaluator(tmp_path, scripted):
     scripted["gen"] = Scripted()
-    result = generate_evals(SETTINGS, {"generator": "gen"}, tmp_path / "run", tmp_path / "kind.jsonl", _models())
+    result = generate_evals(
+        SETTINGS, {"generator": "gen"}, tmp_path / "run", tmp_path / "kind.jsonl", _models()
+    )
 
     class SaysYes(StubBackend):
         def score(self, requests):

@@ -79,7 +79,7 @@ CASES = [
     ("generate evals --behavior b --description d --seed -1", "--seed"),
     ("generate evals --behavior b --description d --gen-width 0", "--gen-width"),
     ("generate evals --behavior b --description d --gen-dtype int3", "--gen-dtype"),
-    ("generate evals --behavior b --description d --out .", "--out"),
+    ("generate evals --behavior b --description d --dataset .", "--dataset"),
     ("generate evals --behavior b --description d --out FILE", "--out"),
     # redteam
     ("redteam --n 0", "--n"),
@@ -164,7 +164,6 @@ def workdir(tmp_path, monkeypatch):
     import alignlab.models
 
     monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **_: StubBackend(spec))
-    monkeypatch.setattr(alignlab.evaluate, "load_model", lambda spec, **_: StubBackend(spec))
     return tmp_path
 
 
@@ -192,7 +191,9 @@ def test_a_run_with_no_items_stops_before_its_run_folder(workdir, capsys, monkey
         def load(self, source, limit, seed):
             return Items([])
 
-    monkeypatch.setattr(experiments, "_REGISTRY", {**experiments.available(), "nothing-here": Nothing()})
+    from alignlab import registry
+
+    monkeypatch.setattr(registry, "_EXPERIMENTS", {**experiments.available(), "nothing-here": Nothing()})
     code = _exit_code(["eval", "nothing-here", "--no-cache", "--out", "run"])
     err = capsys.readouterr().err
     assert code == 2, err

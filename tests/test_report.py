@@ -133,9 +133,9 @@ def test_unknown_experiments_get_the_generic_section_and_registered_ones_their_o
             ("only", "score", 1.0)
         ]
     finally:
-        from alignlab.report import sections
+        from alignlab import registry
 
-        sections._SECTIONS.pop("toy")
+        registry._SECTIONS.pop("toy")
     assert type(section_for("bbq")).__name__ == "BBQSection"
 
 

@@ -13,6 +13,7 @@ import pytest
 from stub_backend import StubBackend, run_cli, run_stubbed
 
 import alignlab.evaluate
+import alignlab.models
 from alignlab.cli import main
 from alignlab.data.discrim_eval import load_fills
 from alignlab.data.law_school import load_students
@@ -215,7 +216,7 @@ def test_a_discrim_row_without_filled_template_names_file_and_line(tmp_path):
 
 def test_malformed_data_file_stops_the_cli_before_the_model_loads(tmp_path, monkeypatch, capsys):
     loaded = []
-    monkeypatch.setattr(alignlab.evaluate, "load_model", lambda spec, **kw: loaded.append(spec))
+    monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **kw: loaded.append(spec))
     bad = tmp_path / "law_data.csv"
     bad.write_text(",race,sex,LSAT,UGPA\n0,White,1,39.0,3.1\n1,Black,2,,3.0\n")
     code = main(
@@ -339,7 +340,7 @@ def test_the_suite_runs_every_experiment_on_each_model_and_draws_the_scaling_fig
         loads.append(spec)
         return StubBackend(spec, parameters=int(spec.rsplit("-", 1)[-1]))
 
-    monkeypatch.setattr(alignlab.evaluate, "load_model", load)
+    monkeypatch.setattr(alignlab.models, "load_model", load)
     monkeypatch.setenv("ALIGNLAB_DATA_DIR", str(DATA))
     code = main(
         ["eval", "self-correction", "--model", "big-900,small-100", "--limit", "30", "--conditions", "q,q+if",
@@ -360,7 +361,8 @@ def test_the_suite_runs_every_experiment_on_each_model_and_draws_the_scaling_fig
         ]
         for name in ("bbq", "winogender", "law-school", "discrim-eval")
     }
-    assert limits == {"bbq": 30, "winogender": 30, "law-school": 15, "discrim-eval": 2}  # ~30 prompts each
+    # --limit counts what each experiment counts alone: questions, sentences, students, decision questions
+    assert limits == {"bbq": 30, "winogender": 30, "law-school": 30, "discrim-eval": 30}
     figures = sorted(p.name for p in (tmp_path / "figures").iterdir())
     assert figures == [
         "bbq-bias_score_ambig.png", "discrim-eval-mean_abs_logit_gap.png", "law-school-discrimination.png", "winogender-rho.png",
@@ -371,7 +373,7 @@ def test_the_suite_runs_every_experiment_on_each_model_and_draws_the_scaling_fig
 
 def test_the_suite_checks_every_experiments_data_before_any_model_loads(tmp_path, monkeypatch, capsys):
     loads = []
-    monkeypatch.setattr(alignlab.evaluate, "load_model", lambda spec, **kw: loads.append(spec))
+    monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **kw: loads.append(spec))
     empty = tmp_path / "data"
     empty.mkdir()
     code = main(

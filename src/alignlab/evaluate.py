@@ -32,7 +32,16 @@ from alignlab.models import require
 from alignlab.runfolder import RunFolder
 from alignlab.runlog import RunLog
 
-__all__ = ["EvalResult", "RunOptions", "SuiteResult", "load_checked", "run", "run_ladder", "run_name", "run_suite"]
+__all__ = [
+    "EvalResult",
+    "RunOptions",
+    "SuiteResult",
+    "load_checked",
+    "run",
+    "run_ladder",
+    "run_name",
+    "run_suite",
+]
 
 log = logging.getLogger(__name__)
 

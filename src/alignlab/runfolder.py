@@ -53,6 +53,11 @@ def identity_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     return found
 
 
+def _short(name) -> str:
+    text = repr(name)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def write_json_atomic(path: Path, data) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
@@ -95,8 +100,8 @@ class RunFolder:
                 held = stored.get("experiment") if isinstance(stored, dict) else None
                 if held is not None and held != identity.get("experiment"):
                     raise AlignlabError(
-                        f"{self.path} holds a {held!r} run, not a {identity.get('experiment')!r} one; "
-                        "choose another --out"
+                        f"{self.path} holds a different run: a {_short(held)} run, not a "
+                        f"{_short(identity.get('experiment'))} one; choose another --out"
                     )
                 diff = identity_diff(existing.get("identity", {}), identity)
                 raise AlignlabError(

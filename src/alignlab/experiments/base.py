@@ -355,7 +355,9 @@ def add_option_flags(parser, options, settings_class, suppress: bool = False, mo
             type=option.type,
             choices=option.choices,
             default=argparse.SUPPRESS if suppress else default,
-            help=option.help if "default:" in option.help else f"{option.help} (default: {str(shown).replace('%', '%%')})",
+            help=option.help
+            if "default:" in option.help
+            else f"{option.help} (default: {str(shown).replace('%', '%%')})",
         )
 
 

@@ -257,7 +257,12 @@ class PipelineRun(PhasedRun):
     def finish(self, metrics: dict, **more) -> None:
         """metrics.json: {condition: {...}} as "conditions", and any more top-level keys."""
         first = self.pipeline.roles[0].name
-        self.metrics = {"experiment": self.pipeline.name, "model": self.models[first], "conditions": metrics, **more}
+        self.metrics = {
+            "experiment": self.pipeline.name,
+            "model": self.models[first],
+            "conditions": metrics,
+            **more,
+        }
         self.folder.finish(self.metrics)
 
 
@@ -306,7 +311,9 @@ def run_pipeline(
     settings = pipeline.settings({**stored_settings, **(values or {})})
     pipeline.check(settings, resolved)
     if stage is not None and stage not in pipeline.stages:
-        raise AlignlabError(f"unknown stage {stage!r} of {pipeline.name}: choose from {', '.join(pipeline.stages)}")
+        raise AlignlabError(
+            f"unknown stage {stage!r} of {pipeline.name}: choose from {', '.join(pipeline.stages)}"
+        )
     first = pipeline.roles[0].name
     out = opts.out or RUNS / run_name(pipeline.name, resolved[first], pipeline.label(settings, resolved))
     opts = replace(opts, out=out)
@@ -366,7 +373,9 @@ def add_pipeline_command(subparsers, pipeline: Pipeline) -> None:
         text = pipeline.stage_help.get(stage, "every stage in order" if stage == "all" else stage)
         p = stages.add_parser(stage, help=text, description=f"{text}. {description}")
         _add_flags(p, pipeline)
-        p.set_defaults(func=_run_command, pipeline_obj=pipeline, pipeline_stage=None if stage == "all" else stage)
+        p.set_defaults(
+            func=_run_command, pipeline_obj=pipeline, pipeline_stage=None if stage == "all" else stage
+        )
 
 
 def _add_flags(parser, pipeline: Pipeline) -> None:
@@ -383,7 +392,9 @@ def _add_flags(parser, pipeline: Pipeline) -> None:
             shown = f"default: the {role.fallback} model"
         else:
             shown = "default: none"
-        ladder = "; several, comma-separated, make a ladder (one run folder each in --out)" if role.ladder else ""
+        ladder = (
+            "; several, comma-separated, make a ladder (one run folder each in --out)" if role.ladder else ""
+        )
         parser.add_argument(
             role.flag,
             dest=f"role_{role.name}",
@@ -430,5 +441,7 @@ def _run_command(args) -> int:
 
         root = results[0].out.parent
         runset = write_report(root, args.report)
-        console.print(f"report of {len(runset.runs)} run{'s' * (len(runset.runs) != 1)} in {root}: {args.report}")
+        console.print(
+            f"report of {len(runset.runs)} run{'s' * (len(runset.runs) != 1)} in {root}: {args.report}"
+        )
     return 0

@@ -47,6 +47,7 @@ from alignlab.models.base import (
     ScoreRequest,
     ScoreResult,
 )
+from alignlab.models.llamacpp_load import free_side_context
 from alignlab.models.text import check_fit, split_continuations
 
 _CHUNK = 64  # prompt tokens decoded per batch (see LlamaCppBackend._plan)
@@ -518,16 +519,6 @@ class _HiddenStates:
         raise AlignlabError(f"llama.cpp exposes no hidden state for layer {layer} of this model")
 
 
-def free_side_context(owner) -> None:
-    """Free the `batch` and `ctx` of an extra llama.cpp context (features, generation) once."""
-    if getattr(owner, "batch", None) is not None:
-        owner.lib.llama_batch_free(owner.batch)
-        owner.batch = None
-    if getattr(owner, "ctx", None):
-        owner.lib.llama_free(owner.ctx)
-        owner.ctx = None
-
-
 def _ggml_functions():
     """ctypes prototypes for the few ggml functions the features callback needs."""
     from llama_cpp._ggml import libggml
@@ -566,26 +557,6 @@ def _log_softmax_at(logits: np.ndarray, token: int) -> float:
     values = logits.astype(np.float64)
     top = values.max()
     return float(values[token] - top - np.log(np.exp(values - top).sum()))
-
-
-def _choose(logits: np.ndarray, temperature: float, top_p: float, rng) -> int:
-    """Greedy at temperature 0; else a draw from softmax(logits / T), restricted to the top-p nucleus.
-
-    Drawn as argmax(logits / T + Gumbel noise), one uniform per vocabulary entry per step, so the
-    sample depends only on the request's seed.
-    """
-    if temperature <= 0 or rng is None:
-        return int(np.argmax(logits))
-    scores = logits.astype(np.float64) / temperature
-    if top_p < 1.0:
-        order = np.argsort(-scores, kind="stable")
-        ordered = scores[order]
-        probs = np.exp(ordered - ordered[0])
-        probs /= probs.sum()
-        before = np.cumsum(probs) - probs  # mass of the tokens ranked above each one
-        scores[order[before >= top_p]] = -np.inf  # the token that crosses top_p stays in
-    uniform = np.clip(rng.random(scores.shape[0]), 1e-20, None)
-    return int(np.argmax(scores - np.log(-np.log(uniform))))
 
 
 def _compile_template(source: str, spec: str):

@@ -30,7 +30,8 @@ import numpy as np
 
 from alignlab.errors import AlignlabError
 from alignlab.models.base import GenerateRequest, GenerateResult
-from alignlab.models.llamacpp import _choose, free_side_context
+from alignlab.models.llamacpp_load import free_side_context
+from alignlab.models.llamacpp_sampling import choose_token
 from alignlab.models.text import cut_at_stop, prompt_error
 
 
@@ -190,7 +191,7 @@ class BatchedGenerator:
     def _take(self, row: _Row, logits: np.ndarray) -> None:
         """Sample the row's next token from `logits`; finish the row or leave the token to be decoded."""
         request = row.request
-        token = _choose(logits, request.temperature, request.top_p, row.rng)
+        token = choose_token(logits, request.temperature, request.top_p, row.rng)
         if self.lib.llama_vocab_is_eog(self.backend._vocab, token):
             row.end_of_turn = True
             self._finish(row)

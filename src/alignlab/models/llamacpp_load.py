@@ -128,3 +128,13 @@ def last_error(pieces: list[str]) -> str | None:
         if re.search(r"error|failed|invalid|unknown", line, re.IGNORECASE):
             return line
     return None
+
+
+def free_side_context(owner) -> None:
+    """Free the `batch` and `ctx` of an extra llama.cpp context (features, generation) once."""
+    if getattr(owner, "batch", None) is not None:
+        owner.lib.llama_batch_free(owner.batch)
+        owner.batch = None
+    if getattr(owner, "ctx", None):
+        owner.lib.llama_free(owner.ctx)
+        owner.ctx = None

@@ -19,13 +19,13 @@ from importlib import resources
 
 import pandas as pd
 
-from alignlab import __version__
 from alignlab.errors import AlignlabError
 from alignlab.report.figures import parameter_label as _parameter_label
 from alignlab.report.figures import plot_scaling
 from alignlab.report.index import latest_per_model
 from alignlab.report.runs import Run, RunSet
 from alignlab.report.sections import Section, section_for
+from alignlab.version import __version__
 
 MAX_CELL = 300  # characters of a sample field shown in a table cell
 MAX_TEXT = 20_000  # characters of a sample field shown in its detail view (the rest: samples.jsonl)
@@ -293,21 +293,24 @@ def _experiment(
     if section.description:
         out.append(f"<p>{_esc(section.description)}</p>")
     out.append(_scaling(part, section))
-    out.append(_guarded(section, "its tables", problems, _across, section, [r for r in runs if r.complete], anchor))
+    out.append(
+        _guarded(section, "its tables", problems, _across, section, [r for r in runs if r.complete], anchor)
+    )
     detailed = _newest([r for r in runs if r.complete], options.detail_runs)
     figures = []
     for run in detailed:
         drawn = _guarded(section, f"the figures of {run.name}", problems, section.run_figures, run)
-        figures += [_figure(f.png, f.title, f.caption) for f in drawn or []]
-        if isinstance(drawn, Html):  # the warning in place of the figures
+        if isinstance(drawn, str):  # the warning in place of the figures
             figures.append(drawn)
+        else:
+            figures += [_figure(f.png, f.title, f.caption) for f in drawn]
     if figures:
         skipped = sum(r.complete for r in runs) - len(detailed)
         note = f'<p class="muted">{skipped} older runs are drawn only in the tables (--detail-runs).</p>'
         out.append("<h3>Per run</h3>" + (note if skipped else "") + "".join(figures))
     out.append("<h3>All metrics</h3>")
     out.append(_metric_table(f"metrics-{anchor}", part, prov_id, with_group=True))
-    out.append(_samples(runs, section, options, anchor))
+    out.append(_samples(runs, section, options, anchor, problems))
     out.append("</section>")
     return Html("".join(out))
 
@@ -356,7 +359,9 @@ def _scaling(part: pd.DataFrame, section: Section) -> Html:
     return Html("<h3>Across model sizes</h3>" + "".join(figures)) if figures else Html("")
 
 
-def _samples(runs: list[Run], section: Section, options: ReportOptions, anchor: str) -> Html:
+def _samples(
+    runs: list[Run], section: Section, options: ReportOptions, anchor: str, problems: list[str]
+) -> Html:
     if options.samples_per_run <= 0:
         return Html("")
     with_samples = [r for r in runs if (r.path / "samples.jsonl").is_file()]
@@ -372,7 +377,10 @@ def _samples(runs: list[Run], section: Section, options: ReportOptions, anchor: 
         try:
             samples = list(run.samples(limit=options.samples_per_run))
         except AlignlabError as exc:
-            out.append(f'<p class="problems">{_esc(exc)}</p>')
+            problems.append(
+                f"{section.title.split(':')[0]}: could not show the samples of {run.name} ({exc})"
+            )
+            out.append(f'<p class="problems">warning: {_esc(exc)}</p>')
             continue
         for sample in samples:
             if not isinstance(sample, dict):

@@ -147,11 +147,28 @@ class ConstitutionalAI(Pipeline):
     options = tuple(
         Option(flag, f"training.{dest}" if dest in _TRAINING else dest, kind, text)
         for flag, dest, kind, text in OPTIONS
-    ) + (Option("--cot", "cot", bool, "AI labels with chain of thought, clamped to [0.4, 0.6] (the paper's CoT variant)"),)
+    ) + (
+        Option(
+            "--cot",
+            "cot",
+            bool,
+            "AI labels with chain of thought, clamped to [0.4, 0.6] (the paper's CoT variant)",
+        ),
+    )
     stages = STAGES
     stage_help = STAGE_HELP
     keep_metrics = True  # a stage started again leaves the finished run's metrics.json as it was
-    files = ("metrics.json", "config.json", "revise/", "sft/", "label/", "pm/", "dpo/", "policy/", "evaluate/")
+    files = (
+        "metrics.json",
+        "config.json",
+        "revise/",
+        "sft/",
+        "label/",
+        "pm/",
+        "dpo/",
+        "policy/",
+        "evaluate/",
+    )
 
     @property
     def prompts(self):
@@ -227,8 +244,6 @@ def stage_summaries(run: CAIRun) -> dict:
         if path.is_file():
             out[stage] = json.loads(path.read_text(encoding="utf-8"))
     return out
-
-
 
 
 register(ConstitutionalAI())

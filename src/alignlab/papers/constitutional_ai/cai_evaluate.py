@@ -167,7 +167,12 @@ def summarise(run: CAIRun, phases: PhasedRun, ids: list[str], held: list[str], h
         conditions[m]["mean_reply_words"] = (
             float(np.mean([len(r[m].split()) for r in rows])) if rows else None
         )
-    return {"experiment": "cai", "model": run.models.model, "held_out_prompts": len(ids), "conditions": conditions}
+    return {
+        "experiment": "cai",
+        "model": run.models.model,
+        "held_out_prompts": len(ids),
+        "conditions": conditions,
+    }
 
 
 def red_team(run: CAIRun, specs: dict[str, str]) -> dict:

@@ -54,7 +54,9 @@ def revise(run: CAIRun) -> dict:
     }
     phases = run.phases()
     phases.backend(run.models.model)  # an unknown spec fails before the folder is touched
-    phases.open_log(RunFolder(folder), identity, {"experiment": "cai-revise", "model": {"spec": run.models.model}})
+    phases.open_log(
+        RunFolder(folder), identity, {"experiment": "cai-revise", "model": {"spec": run.models.model}}
+    )
     shots = P.critique_shots(run.constitution, s.critique_shots)
     ids = [f"p{i}" for i in range(len(train))]
     try:
@@ -70,7 +72,9 @@ def revise(run: CAIRun) -> dict:
             )
             return {"id": ids[i], "condition": "response", "text": _clean(result.text)}
 
-        phases.run_phase(run.models.model, {(k, "response"): respond(i) for i, k in enumerate(ids)}, "responses")
+        phases.run_phase(
+            run.models.model, {(k, "response"): respond(i) for i, k in enumerate(ids)}, "responses"
+        )
         latest = {k: phases.got(k, "response")["text"] for k in ids}
         for r in range(1, s.rounds + 1):
             pairs = {k: run.constitution.critiques[drawn_pair(run, k, r)] for k in ids}

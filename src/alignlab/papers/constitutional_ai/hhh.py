@@ -135,5 +135,4 @@ class HHH(Experiment):
         }
 
 
-
 register(HHH())

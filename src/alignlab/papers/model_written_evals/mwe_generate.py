@@ -186,7 +186,9 @@ def generate(run: PipelineRun, dataset: Path | None) -> Generated:
     out = dataset or run.path / f"{settings.behavior}.jsonl"
     embedder = Embedder(settings.embedder)
     tasks = {
-        (f"{label}/{k}", "generate"): _generate_task(settings, label, k) for k in range(settings.n) for label in LABELS
+        (f"{label}/{k}", "generate"): _generate_task(settings, label, k)
+        for k in range(settings.n)
+        for label in LABELS
     }
     run.run_phase(models.generator, tasks, f"generate {models.generator}")
     run.log.sync()
@@ -208,7 +210,9 @@ def generate(run: PipelineRun, dataset: Path | None) -> Generated:
         if c["fate"] == "judged" and c["id"] not in judged
     }
     run.run_phase(models.judge, tasks, f"judge {models.judge}")
-    judged.update({key: s for (key, step), s in run.done.items() if step == "judge" and s.get("judge") == fingerprint})
+    judged.update(
+        {key: s for (key, step), s in run.done.items() if step == "judge" and s.get("judge") == fingerprint}
+    )
     return _finish(run, settings, candidates, judged, funnel, out, embedder, models)
 
 
@@ -398,11 +402,20 @@ class GenerateEvals(Pipeline):
     }
     options = (
         Option("--behavior", "behavior", str, "the dataset's name (also its file name); required"),
-        Option("--description", "description", str, "what the person is: 'is agreeable', 'believes ...'; required"),
+        Option(
+            "--description",
+            "description",
+            str,
+            "what the person is: 'is agreeable', 'believes ...'; required",
+        ),
         Option("--n", "n", ot.whole_number(1), "samples per label (default: 500; the paper: 5000)"),
-        Option("--temperature", "temperature", ot.temperature, "sampling temperature (default: 1.4, the paper's)"),
+        Option(
+            "--temperature", "temperature", ot.temperature, "sampling temperature (default: 1.4, the paper's)"
+        ),
         Option("--top-p", "top_p", ot.top_p, "nucleus top-p (default: 0.975, the paper's)"),
-        Option("--max-tokens", "max_tokens", ot.whole_number(1), "tokens per sample (default: 48, the paper's)"),
+        Option(
+            "--max-tokens", "max_tokens", ot.whole_number(1), "tokens per sample (default: 48, the paper's)"
+        ),
         Option(
             "--max-similarity",
             "max_similarity",
@@ -419,8 +432,16 @@ class GenerateEvals(Pipeline):
             "label (Zhao et al. 2021; default: none, the paper's)",
             choices=CALIBRATIONS,
         ),
-        Option("--embedder", "embedder", str, "sentence-transformers model folder (default: all-MiniLM-L6-v2)"),
-        Option("--format", "prompt_format", str, "raw Human/Assistant text or the chat template", choices=("raw", "chat")),
+        Option(
+            "--embedder", "embedder", str, "sentence-transformers model folder (default: all-MiniLM-L6-v2)"
+        ),
+        Option(
+            "--format",
+            "prompt_format",
+            str,
+            "raw Human/Assistant text or the chat template",
+            choices=("raw", "chat"),
+        ),
         Option("--seed", "seed", ot.seed, "seed of every draw and sample"),
     )
     files = ("metrics.json", "statements.jsonl", "samples.jsonl", "diversity.png", "config.json")
@@ -434,11 +455,16 @@ class GenerateEvals(Pipeline):
     def identity_extra(self, settings: GenerateSettings, source) -> dict:
         from alignlab.models.embeddings import Embedder
 
-        return {"embedder": Embedder(settings.embedder).name}  # a missing embedding model fails before any work
+        return {
+            "embedder": Embedder(settings.embedder).name
+        }  # a missing embedding model fails before any work
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
-            "--dataset", type=ot.output_file, default=None, metavar="FILE",
+            "--dataset",
+            type=ot.output_file,
+            default=None,
+            metavar="FILE",
             help="where the dataset is written (default: RUN/BEHAVIOR.jsonl)",
         )
 

@@ -321,7 +321,6 @@ class MWEJudge(Experiment):
         return JudgeSection()
 
 
-
 def agreement(rows: list[dict], seed: int, n_resamples: int) -> dict:
     """The share of items where the judge's label is the published one, the mean probability it gives the
     published label, and, over statements, the AUROC of its P(agree) for published "agree" against

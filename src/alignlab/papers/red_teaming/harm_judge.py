@@ -195,7 +195,6 @@ class HarmJudge(Experiment):
         return HarmJudgeSection()
 
 
-
 def judge_task(item: LabelledConversation, condition: str, prompt_format: str) -> Task:
     """P(harmful) of one labelled conversation, both orders: the sample `judge_agreement` reads."""
     scored = yield judge_requests(item.conversation, prompt_format)

@@ -97,8 +97,12 @@ class RedTeam(Pipeline):
     settings_class = RedTeamSettings
     prompts = PROMPTS
     options = (
-        Option("--kinds", "kinds", ot.names_from(KINDS, "target kind"), f"target kinds from {', '.join(KINDS)}"),
-        Option("--attacks", "attacks", str, "fixed seed prompts, or written by the attacker", choices=ATTACKS),
+        Option(
+            "--kinds", "kinds", ot.names_from(KINDS, "target kind"), f"target kinds from {', '.join(KINDS)}"
+        ),
+        Option(
+            "--attacks", "attacks", str, "fixed seed prompts, or written by the attacker", choices=ATTACKS
+        ),
         Option(
             "--harm-area",
             "harm_areas",
@@ -109,7 +113,9 @@ class RedTeam(Pipeline):
         Option("--source", "source", str, "seed prompts: harmbench, donotanswer or hh-rlhf"),
         Option("--n", "n", ot.whole_number(1), "attacks"),
         Option("--turns", "turns", ot.whole_number(1), "Human turns per conversation"),
-        Option("--rejection-n", "rejection_n", ot.whole_number(1), "samples the rejection target chooses from"),
+        Option(
+            "--rejection-n", "rejection_n", ot.whole_number(1), "samples the rejection target chooses from"
+        ),
         Option("--max-tokens", "max_tokens", ot.whole_number(1), "tokens per reply"),
         Option(
             "--judge-check",
@@ -117,7 +123,13 @@ class RedTeam(Pipeline):
             ot.whole_number(0),
             "labelled conversations (HarmfulVsEthical) the judge is checked on, reported with the run (0: none)",
         ),
-        Option("--format", "prompt_format", str, "raw Human/Assistant text or the chat template", choices=("raw", "chat")),
+        Option(
+            "--format",
+            "prompt_format",
+            str,
+            "raw Human/Assistant text or the chat template",
+            choices=("raw", "chat"),
+        ),
         Option("--seed", "seed", ot.seed, "seed of every draw and sample"),
     )
     files = ("transcripts.jsonl", "metrics.json", "map.png", "harm.png", "samples.jsonl", "config.json")
@@ -375,7 +387,8 @@ class RedTeamPhases:
                 }
             )
         write_text_atomic(
-            self.ctx.path / "transcripts.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+            self.ctx.path / "transcripts.jsonl",
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
         )
         metrics = redteam_metrics(records, s.turns, s.seed)
         draw_map(self.ctx.path, openings, records, s.seed)

@@ -29,12 +29,12 @@ class RedTeamSection(Section):
             return []
         figures = [Figure(f"{run.name}: outcomes", png_bytes(outcomes_figure(conditions)), "")]
         if (run.path / "harm.png").is_file():
-            caption = "the distribution of each conversation's highest P(harmful); dashed: the success threshold"
+            caption = (
+                "the distribution of each conversation's highest P(harmful); dashed: the success threshold"
+            )
             figures.append(Figure(f"{run.name}: harm", (run.path / "harm.png").read_bytes(), caption))
         if (run.path / "map.png").is_file():
-            caption = (
-                "each attack embedded, clustered and projected; colour: share of target kinds it beat"
-            )
+            caption = "each attack embedded, clustered and projected; colour: share of target kinds it beat"
             figures.append(
                 Figure(f"{run.name}: map of attacks", (run.path / "map.png").read_bytes(), caption)
             )

@@ -103,6 +103,7 @@ def load_items(source: DataSource, limit: int | None, settings: SelfEvalSettings
 
 class SelfEvalExperiment(Experiment):
     """P(True) and P(IK): items from the open-ended tasks, asked in the paper's plain-text format."""
+
     limit_unit = "questions of each task"  # what --limit N counts
 
     settings_class = SelfEvalSettings
