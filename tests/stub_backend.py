@@ -91,8 +91,7 @@ def scripted_models(monkeypatch) -> dict:
     return backends
 
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "datasets"
+from datadir import DATA, ROOT  # noqa: E402  (where the shared datasets are)
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

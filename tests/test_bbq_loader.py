@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from datadir import DATA as SHARED
+from datadir import needs
 
 from alignlab.data import bbq, registry
 from alignlab.data.manifest import MANIFEST
 from alignlab.errors import AlignlabError
 
-SHARED = Path(__file__).parents[1].parent / "shared" / "datasets"
 PRESENT = [
     "Age",
     "Disability_status",
@@ -22,7 +23,7 @@ PRESENT = [
     "Sexual_orientation",
 ]
 
-needs_shared = pytest.mark.skipif(not (SHARED / "bbq").is_dir(), reason=f"{SHARED} not present")
+needs_shared = needs("bbq")
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,8 @@ from alignlab.models.base import GenerateResult, ScoreResult
 from alignlab.papers.constitutional_ai import cai_prompts as P
 from alignlab.papers.constitutional_ai.cai_run import STAGES, CAIRun
 
+pytestmark = pytest.mark.heavy  # trains a tiny model
+
 CAI = registry.pipeline("cai")
 
 needs_data = pytest.mark.skipif(

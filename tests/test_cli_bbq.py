@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from datadir import DATA, needs
 from stub_backend import run_cli
 
 from alignlab.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "datasets"
-needs_data = pytest.mark.skipif(not (DATA / "bbq").is_dir(), reason="../shared/datasets not found")
+needs_data = needs("bbq")
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -90,6 +90,7 @@ def test_checksum_mismatch_names_the_file(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.heavy
 @needs_data
 def test_unreachable_server(tmp_path):
     proc = run_cli(

@@ -139,6 +139,7 @@ def test_published_files_with_a_broken_frame_are_refused(tmp_path):
         load_constitution(str(tmp_path / "nowhere.yaml"))
 
 
+@pytest.mark.heavy
 def test_the_cli_reports_a_bad_constitution_in_one_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(GOOD.replace("  - text:", "  - txt:"))

@@ -8,6 +8,10 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.heavy  # crashes child processes
+
 HERE = Path(__file__).parent
 
 CONFTEST = """

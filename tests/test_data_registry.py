@@ -13,6 +13,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from datadir import DATA as SHARED
+from datadir import needs
 
 from alignlab.data import cli as data_cli
 from alignlab.data import registry
@@ -20,8 +22,7 @@ from alignlab.data.manifest import MANIFEST
 from alignlab.data.registry import GITHUB_RAW, DataFile
 from alignlab.errors import AlignlabError
 
-SHARED = Path(__file__).parents[1].parent / "shared" / "datasets"
-needs_shared = pytest.mark.skipif(not (SHARED / "bbq").is_dir(), reason=f"{SHARED} not present")
+needs_shared = needs("bbq")
 BBQ = registry.REGISTRY["bbq"]
 AGE = BBQ.file("Age")
 AGE_UPSTREAM = f"nyu-mll/BBQ/{registry.BBQ_COMMIT}/data/Age.jsonl"

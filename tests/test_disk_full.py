@@ -23,6 +23,8 @@ from test_kill_anywhere import ROOT, assert_whole_run, bbq_command, child_env, n
 from alignlab.engine.cache import ResponseCache
 from alignlab.models.base import ScoreResult
 
+pytestmark = pytest.mark.heavy  # fills disks, trains
+
 __all__ = ["uninterrupted"]  # the fixture: one uninterrupted run to compare with
 
 # each limit (bytes a file may reach) falls inside the first write that outgrows it; the stub run's files are

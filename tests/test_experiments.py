@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from datadir import needs
 from stub_backend import StubBackend, run_stubbed
 
 import alignlab.evaluate
@@ -21,8 +22,7 @@ from alignlab.option_types import number_in
 from alignlab.papers.self_correction import bbq as bbq_module
 from alignlab.report.sections import Section
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-needs_data = pytest.mark.skipif(not (DATA / "bbq").is_dir(), reason="../shared/datasets not found")
+needs_data = needs("bbq")
 
 # sha256 of samples.jsonl and metrics.json of the run below, made by the BBQ-only run path
 # (evaluate.run_bbq at commit 6448449) before experiments became plugins: the generic runner must write the
@@ -308,6 +308,7 @@ def run_bbq(tmp_path, backend, permute, name="run", conditions=("q",)):
     )  # fmt: skip
 
 
+@pytest.mark.heavy
 @needs_data
 def test_permuted_answers_follow_the_content_and_expose_a_letter_preference(tmp_path):
     longest = LetterBackend(lambda shown: max(range(3), key=lambda i: (len(shown[i]), -i)))
@@ -333,6 +334,7 @@ def test_permuted_answers_follow_the_content_and_expose_a_letter_preference(tmp_
     assert all(s["probs"] == pytest.approx([1 / 3] * 3) for s in rows)
 
 
+@pytest.mark.heavy
 @needs_data
 def test_permutation_is_off_by_default_and_cot_is_sampled_per_order(tmp_path):
     plain = run_bbq(tmp_path, StubBackend("s"), permute=False, name="plain")

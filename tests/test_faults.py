@@ -8,13 +8,13 @@ import re
 from pathlib import Path
 
 import pytest
+from datadir import DATA, needs
 from fault_server import CharModel, FaultServer
 
 from alignlab.cli import main
 from alignlab.serve import serve
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-pytestmark = pytest.mark.skipif(not (DATA / "bbq").is_dir(), reason="../shared/datasets not found")
+pytestmark = [needs("bbq"), pytest.mark.heavy]  # a fault-injecting proxy in front of a server
 
 # A fast character model behind `alignlab serve`: the bundled model through HTTP took over 5 minutes for these
 # 120 scoring requests on this 2-core machine, far over the tests' budget. The HTTP path is the same.

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from datadir import DATA, needs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,8 +40,7 @@ from alignlab.data import (
 )
 from alignlab.errors import AlignlabError
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/datasets not found")
+pytestmark = needs()
 
 # Reproducible in CI: the same examples every run, no example database, no deadline on a loaded machine.
 FUZZ = settings(

@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-import pytest
+from datadir import DATA, needs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stub_backend import StubBackend, scripted_models
@@ -27,7 +27,6 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 IDENTITY = {"experiment": "bbq", "model": "stub", "model_fingerprint": "stub:stub"}
 CONFIG = {
     "config_hash": "0123456789abcdef",
@@ -200,7 +199,7 @@ def test_alignlab_index_over_broken_runs_exits_0_with_the_good(tmp_path, capsys)
     assert (tmp_path / "report.html").is_file()
 
 
-@pytest.mark.skipif(not (DATA / "bbq").is_dir(), reason="../shared/datasets not found")
+@needs("bbq")
 def test_eval_bbq_on_a_broken_data_file_is_exit_2_naming_file_and_line(tmp_path, capsys, monkeypatch):
     scripted_models(monkeypatch)["stub"] = StubBackend()
     rows = (DATA / "bbq" / "data" / "Age.jsonl").read_text(encoding="utf-8").split("\n")[:3]

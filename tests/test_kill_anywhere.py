@@ -22,13 +22,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from datadir import DATA, needs
 
 from alignlab.engine.samples import sample_key
 
+pytestmark = pytest.mark.heavy  # SIGKILLs runs in child processes
+
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-DATA = ROOT.parent / "shared" / "datasets"
-needs_data = pytest.mark.skipif(not (DATA / "bbq").is_dir(), reason="../shared/datasets not found")
+needs_data = needs("bbq")
 
 LIMIT = 30  # items; x 3 conditions = 90 samples
 # named points (each kill is followed by the same command again): those met while samples are still to do,

@@ -9,10 +9,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+from datadir import DATA as SHARED
 
 from alignlab.errors import AlignlabError
 from alignlab.models import llamacpp_load, load_model
@@ -22,7 +22,6 @@ from alignlab.models.text import split_continuation
 
 pytestmark = pytest.mark.isolated
 
-SHARED = Path(__file__).parents[1].parent / "shared" / "datasets"
 AGE = SHARED / "bbq" / "data" / "Age.jsonl"
 CONTINUATIONS = (" (a)", " (b)", " (c)")
 

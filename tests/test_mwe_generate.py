@@ -354,6 +354,7 @@ def test_judge_agreement_and_auroc_by_hand():
     assert body["mean_p_label"] == pytest.approx(0.6)
 
 
+@pytest.mark.heavy
 @needs_data
 def test_judge_agreement_of_a_judge_that_always_agrees(tmp_path):
     result = run_stubbed("mwe-judge", AlwaysAgrees(), tmp_path / "run", limit_per_dataset=2)

@@ -4,15 +4,16 @@ telemetry): every socket connect of the process is recorded by an audit hook whi
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
+from datadir import DATA
 from fault_server import CharModel
 
 from alignlab.cli import main
 from alignlab.serve import serve
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+pytestmark = pytest.mark.heavy  # runs whole pipelines under a network audit
+
 MODEL = "char-model"
 
 # An audit hook cannot be removed: it is installed once and records only while RECORDING is on.

@@ -580,6 +580,7 @@ def test_chat_only_server_generates_chats_and_refuses_the_rest_in_one_line(fake)
         remote.score([ScoreRequest(prompt="p", continuations=(" q",))])
 
 
+@pytest.mark.heavy
 def test_concurrency_backs_off_when_the_server_is_overloaded(fake, monkeypatch):
     refused = []
 

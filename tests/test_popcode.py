@@ -326,6 +326,7 @@ def test_decoder_mse_approaches_cramer_rao_for_large_n():
     assert small.mean_ratio > 1.3
 
 
+@pytest.mark.heavy
 def test_decoder_matches_finite_spike_prediction():
     # At 20 expected spikes the bound is not reached even for N = 1000: MSE/CRB -> 20 E[1/K] = 1.056.
     prior = gaussian(points=1000)
@@ -346,6 +347,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(["popcode", *argv])
 
 
+@pytest.mark.heavy
 def test_cli_writes_figures_and_results(tmp_path: Path):
     table = tmp_path / "prior.csv"
     s = np.linspace(0.1, 5, 40)

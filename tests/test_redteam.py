@@ -78,6 +78,7 @@ def _transcripts(folder):
     return [json.loads(x) for x in (folder / "transcripts.jsonl").open()]
 
 
+@pytest.mark.heavy
 @needs_data
 def test_kinds_rejection_and_the_outcome_accounting(tmp_path, scripted):
     scripted["t"] = Scripted()

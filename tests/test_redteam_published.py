@@ -79,6 +79,7 @@ def test_json_lines_are_read_too_and_a_bad_attempt_is_named(tmp_path):
         load_attempts(array)
 
 
+@pytest.mark.heavy
 def test_the_command_writes_a_run_folder_the_report_shows(published, tmp_path):
     done = run_cli(
         "redteam",

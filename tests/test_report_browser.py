@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from datadir import DATA
 
 from alignlab.report.synthetic import write_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "datasets"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # As the machine notes say: without the background-networking switches chromium keeps dialling out.
 CHROMIUM_ARGS = [

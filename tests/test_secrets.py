@@ -6,13 +6,13 @@ import logging
 from pathlib import Path
 
 import pytest
+from datadir import needs
 from fault_server import CharModel, FaultServer
 from stub_backend import run_cli
 
 from alignlab.serve import serve
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-pytestmark = pytest.mark.skipif(not (DATA / "bbq").is_dir(), reason="../shared/datasets not found")
+pytestmark = [needs("bbq"), pytest.mark.heavy]  # runs the CLI in child processes
 
 KEY = "sk-alignlab-DISTINCTIVE-7f3c9e21b4"
 MODEL = "char-model"

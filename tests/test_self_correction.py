@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
+from datadir import DATA, needs
 from stub_backend import StubBackend, run_cli, run_stubbed
 
 import alignlab.evaluate
@@ -33,8 +33,7 @@ from alignlab.papers.self_correction import discrim_eval as discrim
 from alignlab.papers.self_correction import law_school as law
 from alignlab.papers.self_correction import winogender as wino
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-needs_data = pytest.mark.skipif(not (DATA / "winogender").is_dir(), reason="../shared/datasets not found")
+needs_data = needs("winogender")
 
 
 # --- metrics by hand ----------------------------------------------------------------------------------
@@ -330,6 +329,7 @@ def test_runs_on_the_bundled_model(name, args, tmp_path):
 
 
 # --- the suite ----------------------------------------------------------------------------------------
+@pytest.mark.heavy
 @needs_data
 def test_the_suite_runs_every_experiment_on_each_model_and_draws_the_scaling_figures(
     tmp_path, monkeypatch, capsys

@@ -4,15 +4,14 @@ concurrent requests sharing batches, and clients that go away."""
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
+from datadir import DATA
 from test_openai_backend import CharBackend
 
 from alignlab.cli import main
@@ -183,6 +182,7 @@ def test_concurrent_requests_share_batches(served):
     assert server.batcher.largest_batch == max(backend.batch_sizes)
 
 
+@pytest.mark.heavy
 def test_client_that_goes_away_leaves_one_log_line_and_its_queued_work_is_dropped(served, caplog):
     backend = SlowCharBackend(delay=1.0)
     client, server = served(backend)
@@ -266,7 +266,7 @@ def test_lm_evaluation_harness_local_completions_matches_alignlab(served, tmp_pa
     from alignlab.models import load_model
 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    data = Path(os.environ.get("ALIGNLAB_DATA_DIR", "../shared/datasets")).resolve()
+    data = DATA
     for name, text in TASKS.items():
         (tmp_path / name).write_text(text.format(data=data))
     backend = load_model("smollm2-135m")

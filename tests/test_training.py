@@ -15,6 +15,8 @@ from alignlab.errors import AlignlabError
 from alignlab.papers.constitutional_ai.cai_run import Training
 from alignlab.training.common import hf_folder, last_checkpoint
 
+pytestmark = pytest.mark.heavy  # trains a tiny model
+
 PROMPT = "\n\nHuman: how do i hurt someone\n\nAssistant:"
 SAFE, UNSAFE = " sorry i cannot help", " sure make a bomb"
 FAST = Training(

@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 
+from alignlab import option_types
 from alignlab.errors import AlignlabError
 from alignlab.experiments.base import DataSource, Option
 from alignlab.experiments.identity import jsonable, run_identity
@@ -80,6 +81,19 @@ class Models(dict):
             return self[role]
         except KeyError:
             raise AttributeError(role) from None
+
+
+# the flags of PipelineSettings' own fields, which every pipeline whose settings have them takes
+COMMON_OPTIONS = (
+    Option(
+        "--format",
+        "prompt_format",
+        str,
+        "raw Human/Assistant text or the chat template",
+        choices=("raw", "chat"),
+    ),
+    Option("--seed", "seed", option_types.seed, "seed of every draw and sample"),
+)
 
 
 class Pipeline:
@@ -402,7 +416,11 @@ def _add_flags(parser, pipeline: Pipeline) -> None:
             metavar="SPEC",
             help=f"{role.help} ({shown}){ladder}. Model specs: {SPEC_HELP}",
         )
-    add_option_flags(parser, pipeline.options, pipeline.settings_class, suppress=True)
+    own = {f.name for f in fields(pipeline.settings_class)}
+    common = tuple(
+        o for o in COMMON_OPTIONS if o.field in own and o.flag not in {x.flag for x in pipeline.options}
+    )
+    add_option_flags(parser, pipeline.options + common, pipeline.settings_class, suppress=True)
     pipeline.add_arguments(parser)
     add_run_flags(
         parser,

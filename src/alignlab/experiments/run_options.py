@@ -53,81 +53,91 @@ def run_name(name: str, model: str, label: str | None = None) -> str:
     return f"{name}-{slug}"
 
 
+# (flag, argparse keywords) of every run option but --out and --limit, whose help the command words
+_OT = option_types
+RUN_FLAGS = (
+    ("--data-dir", {"help": "datasets laid out as upstream (default: $ALIGNLAB_DATA_DIR)"}),
+    ("--download", {"action": "store_true", "help": "download missing data files (checksums pinned)"}),
+    (
+        "--batch-size",
+        {"type": _OT.whole_number(1), "default": 16, "help": "requests per model call (default: 16)"},
+    ),
+    (
+        "--gen-width",
+        {
+            "type": _OT.whole_number(1),
+            "help": "sequences generated at once (continuous batching; "
+            "default: the backend's, 64 in transformers, 16 in llama.cpp)",
+        },
+    ),
+    (
+        "--gen-dtype",
+        {
+            "choices": _OT.GEN_DTYPES,
+            "help": "dtype transformers generates text in (scores stay in "
+            "float32): bfloat16 is faster on CPUs with AMX, but a sample then depends on the batch it "
+            "was drawn in (default: float32)",
+        },
+    ),
+    (
+        "--max-concurrency",
+        {"type": _OT.whole_number(1), "default": 8, "help": "requests in flight (HTTP backends)"},
+    ),
+    (
+        "--executor",
+        {
+            "choices": ("local", "ray"),
+            "default": "local",
+            "help": "run the model in this process, or in Ray workers (pip install 'alignlab[ray]')",
+        },
+    ),
+    (
+        "--workers",
+        {"type": _OT.whole_number(1), "default": 2, "help": "Ray workers, each with its own model copy"},
+    ),
+    ("--ray-address", {"help": "an existing Ray cluster (default: start a local one)"}),
+    (
+        "--gpus-per-worker",
+        {
+            "type": _OT.number_in(0, 1024, "a number of GPUs"),
+            "default": 0,
+            "help": "GPUs each "
+            "Ray worker reserves (e.g. 1: one model copy per GPU; default: none, CPU workers)",
+        },
+    ),
+    (
+        "--bootstrap",
+        {"type": _OT.whole_number(1), "default": 1000, "help": "bootstrap resamples for the 95%% intervals"},
+    ),
+    (
+        "--cache",
+        {
+            "type": _OT.output_file,
+            "metavar": "FILE",
+            "help": "response cache (SQLite; default: ~/.cache/alignlab/responses.sqlite)",
+        },
+    ),
+    ("--no-cache", {"action": "store_true", "help": "do not read or write the response cache"}),
+    ("--no-progress", {"action": "store_true", "help": "no progress bars"}),
+    (
+        "--report",
+        {
+            "type": _OT.output_file,
+            "metavar": "FILE",
+            "help": "then write the HTML report of every run "
+            "beside this one (the run folder's parent) to FILE",
+        },
+    ),
+)
+
+
 def add_run_flags(parser, *, out_help: str, limit_help: str | None = None) -> None:
     """The flags of RunOptions (all but --model: experiments take one, pipelines one per role)."""
-    ot = option_types
     if limit_help is not None:
-        parser.add_argument("--limit", type=ot.whole_number(1), default=None, help=limit_help)
-    parser.add_argument("--out", type=ot.output_folder, default=None, help=out_help)
-    parser.add_argument(
-        "--data-dir", default=None, help="datasets laid out as upstream (default: $ALIGNLAB_DATA_DIR)"
-    )
-    parser.add_argument(
-        "--download", action="store_true", help="download missing data files (checksums pinned)"
-    )
-    parser.add_argument(
-        "--batch-size", type=ot.whole_number(1), default=16, help="requests per model call (default: 16)"
-    )
-    parser.add_argument(
-        "--gen-width",
-        type=ot.whole_number(1),
-        default=None,
-        help="sequences generated at once (continuous batching; default: the backend's, 64 in transformers, "
-        "16 in llama.cpp)",
-    )
-    parser.add_argument(
-        "--gen-dtype",
-        choices=ot.GEN_DTYPES,
-        default=None,
-        help="dtype transformers generates text in (scores stay in float32): bfloat16 is faster on CPUs "
-        "with AMX, but a sample then depends on the batch it was drawn in (default: float32)",
-    )
-    parser.add_argument(
-        "--max-concurrency",
-        type=ot.whole_number(1),
-        default=8,
-        help="requests in flight (HTTP backends)",
-    )
-    parser.add_argument(
-        "--executor",
-        choices=("local", "ray"),
-        default="local",
-        help="run the model in this process, or in Ray workers (pip install 'alignlab[ray]')",
-    )
-    parser.add_argument(
-        "--workers", type=ot.whole_number(1), default=2, help="Ray workers, each with its own model copy"
-    )
-    parser.add_argument(
-        "--ray-address", default=None, help="an existing Ray cluster (default: start a local one)"
-    )
-    parser.add_argument(
-        "--gpus-per-worker",
-        type=ot.number_in(0, 1024, "a number of GPUs"),
-        default=0,
-        help="GPUs each Ray worker reserves (e.g. 1: one model copy per GPU; default: none, CPU workers)",
-    )
-    parser.add_argument(
-        "--bootstrap",
-        type=ot.whole_number(1),
-        default=1000,
-        help="bootstrap resamples for the 95%% intervals",
-    )
-    parser.add_argument(
-        "--cache",
-        type=ot.output_file,
-        default=None,
-        metavar="FILE",
-        help="response cache (SQLite; default: ~/.cache/alignlab/responses.sqlite)",
-    )
-    parser.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument(
-        "--report",
-        type=ot.output_file,
-        default=None,
-        metavar="FILE",
-        help="then write the HTML report of every run beside this one (the run folder's parent) to FILE",
-    )
+        parser.add_argument("--limit", type=_OT.whole_number(1), default=None, help=limit_help)
+    parser.add_argument("--out", type=_OT.output_folder, default=None, help=out_help)
+    for flag, keywords in RUN_FLAGS:
+        parser.add_argument(flag, **keywords)
 
 
 def run_options(args, **overrides) -> RunOptions:

@@ -98,7 +98,6 @@ OPTIONS = (
         "red-team attacks in the evaluation (default: 20; 0: none)",
     ),
     ("--redteam-source", "redteam_source", str, "the evaluation's attacks: harmbench (default), donotanswer"),
-    ("--seed", "seed", ot.seed, "seed of every draw and sample (default: 1234)"),
     ("--lora-r", "lora_r", ot.whole_number(1), "LoRA rank (default: 16)"),
     (
         "--learning-rate",

@@ -435,14 +435,6 @@ class GenerateEvals(Pipeline):
         Option(
             "--embedder", "embedder", str, "sentence-transformers model folder (default: all-MiniLM-L6-v2)"
         ),
-        Option(
-            "--format",
-            "prompt_format",
-            str,
-            "raw Human/Assistant text or the chat template",
-            choices=("raw", "chat"),
-        ),
-        Option("--seed", "seed", ot.seed, "seed of every draw and sample"),
     )
     files = ("metrics.json", "statements.jsonl", "samples.jsonl", "diversity.png", "config.json")
 
@@ -460,13 +452,8 @@ class GenerateEvals(Pipeline):
         }  # a missing embedding model fails before any work
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument(
-            "--dataset",
-            type=ot.output_file,
-            default=None,
-            metavar="FILE",
-            help="where the dataset is written (default: RUN/BEHAVIOR.jsonl)",
-        )
+        text = "where the dataset is written (default: RUN/BEHAVIOR.jsonl)"
+        parser.add_argument("--dataset", type=ot.output_file, metavar="FILE", help=text)
 
     def run(self, run: PipelineRun, stage: str | None) -> dict:
         dataset = getattr(run.args, "dataset", None)

@@ -123,14 +123,6 @@ class RedTeam(Pipeline):
             ot.whole_number(0),
             "labelled conversations (HarmfulVsEthical) the judge is checked on, reported with the run (0: none)",
         ),
-        Option(
-            "--format",
-            "prompt_format",
-            str,
-            "raw Human/Assistant text or the chat template",
-            choices=("raw", "chat"),
-        ),
-        Option("--seed", "seed", ot.seed, "seed of every draw and sample"),
     )
     files = ("transcripts.jsonl", "metrics.json", "map.png", "harm.png", "samples.jsonl", "config.json")
 
@@ -162,13 +154,8 @@ class RedTeam(Pipeline):
         show(console, run.models, result, (run.metrics or {}).get("judge_check"))
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument(
-            "--published",
-            type=ot.existing_file,
-            default=None,
-            metavar="FILE",
-            help="red_team_attempts.jsonl(.gz): analyse these published transcripts instead of running",
-        )
+        text = "red_team_attempts.jsonl(.gz): analyse these published transcripts instead of running"
+        parser.add_argument("--published", type=ot.existing_file, metavar="FILE", help=text)
 
     def handle(self, args) -> int | None:
         if getattr(args, "published", None) is None:
