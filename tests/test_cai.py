@@ -221,6 +221,7 @@ def test_a_killed_revise_resumes_without_repeating_work(tmp_path, scripted, tiny
     assert summary["sft_examples"] == 12
 
 
+@needs_data
 def test_stages_in_the_wrong_order_and_a_changed_setting_are_refused(tmp_path, tiny, scripted, monkeypatch):
     import alignlab.models
 

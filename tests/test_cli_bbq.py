@@ -32,6 +32,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
 
 
 # --- bad input: one clear line, non-zero exit, no metrics.json -------------------------------------
+@needs_data
 def test_unknown_model_spec(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ALIGNLAB_DATA_DIR", str(DATA))
     code = main(["eval", "bbq", "--model", "nosuch:thing", "--limit", "2", "--out", str(tmp_path / "run")])
@@ -64,6 +65,7 @@ def test_no_data_directory_at_all(tmp_path, capsys, monkeypatch):
     assert "ALIGNLAB_DATA_DIR" in capsys.readouterr().err
 
 
+@needs_data
 def test_malformed_row_names_file_and_line(tmp_path, capsys):
     good = (DATA / "bbq" / "data" / "Age.jsonl").read_text().splitlines()[:3]
     bad = tmp_path / "Mine.jsonl"

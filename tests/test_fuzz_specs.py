@@ -4,6 +4,7 @@ names it (credentials in a URL hidden); never a ValueError such as "Port out of 
 from __future__ import annotations
 
 import pytest
+from datadir import needs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -112,6 +113,7 @@ def test_good_specs_take_apart():
     )
 
 
+@needs("bbq")
 def test_the_cli_says_one_line_for_a_bad_port(tmp_path, capsys):
     from alignlab.cli import main
 

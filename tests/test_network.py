@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from datadir import DATA
+from datadir import DATA, needs
 from fault_server import CharModel
 
 from alignlab.cli import main
@@ -51,6 +51,7 @@ def host_port(server) -> tuple[str, int]:
     return tuple(server.sock.getsockname()[:2])
 
 
+@needs("harmbench")
 def test_redteam_connects_only_to_the_model_server(server, recorded, tmp_path):
     spec = f"openai:{MODEL}@{server.base_url}"
     args = ["redteam", "--target", spec, "--kinds", "plain,prompted", "--n", "2", "--turns", "1"]

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from datadir import needs
 
 from alignlab.cli import main
 from alignlab.errors import AlignlabError, UnsupportedRequest
@@ -536,6 +537,7 @@ def test_real_model_through_serve_matches_direct(served):
 # ---- what the server can do, and how hard it can be pushed ---------------------------------------------
 
 
+@needs("bbq")
 def test_server_without_prompt_logprobs_generates_only_and_scoring_runs_stop_before_work(
     fake, tmp_path, capsys
 ):

@@ -176,7 +176,11 @@ class ConstitutionalAI(Pipeline):
         return {"FRAMES": cai_prompts.frames_digest()}
 
     def check(self, settings: CAISettings, models) -> None:
+        from alignlab.papers.constitutional_ai.constitution import load_constitution
+
         settings.check()
+        if settings.constitution != "published":  # the published files are read with the data, later
+            load_constitution(settings.constitution)  # a bad constitution file: one line, before any data
 
     def data(self, settings: CAISettings, source: DataSource) -> list[dict]:
         from alignlab.papers.constitutional_ai.cai_run import read_prompts
