@@ -262,7 +262,7 @@ def test_later_stages_read_the_settings_the_run_was_started_with(tmp_path):
     with pytest.raises(AlignlabError, match="unknown setting"):
         CAI.settings({"nonsense": 1})
     (tmp_path / "config.json").write_text(json.dumps({"experiment": "winogender", "identity": {}}))
-    with pytest.raises(AlignlabError, match="holds a 'winogender' run, not a 'cai' one"):
+    with pytest.raises(AlignlabError, match="holds a different run: a 'winogender' run, not a 'cai' one"):
         stored_run(CAI, tmp_path)
 
 

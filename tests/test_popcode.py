@@ -1,6 +1,6 @@
 """Tests for alignlab.popcode (Ganguli & Simoncelli 2010 optimal populations).
 
-Tolerances (also stated in docs/popcode.md):
+Tolerances (also stated in docs/papers/popcode.md):
 - numeric optimiser vs closed form: relative difference of d and g at most 1e-5, both as the largest
   value over the central 99% of the prior and as the budget-weighted mean over the whole grid;
 - Fisher approximation: relative error strictly decreasing in N; at N = 1000 the prior-weighted mean

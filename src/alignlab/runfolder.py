@@ -53,7 +53,8 @@ def identity_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     return found
 
 
-def _short(name) -> str:
+def short_name(name) -> str:
+    """A run kind's name quoted for a message, cut to 60 characters (config.json may hold anything)."""
     text = repr(name)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -100,8 +101,8 @@ class RunFolder:
                 held = stored.get("experiment") if isinstance(stored, dict) else None
                 if held is not None and held != identity.get("experiment"):
                     raise AlignlabError(
-                        f"{self.path} holds a different run: a {_short(held)} run, not a "
-                        f"{_short(identity.get('experiment'))} one; choose another --out"
+                        f"{self.path} holds a different run: a {short_name(held)} run, not a "
+                        f"{short_name(identity.get('experiment'))} one; choose another --out"
                     )
                 diff = identity_diff(existing.get("identity", {}), identity)
                 raise AlignlabError(

@@ -351,7 +351,7 @@ def add_option_flags(parser, options, settings_class, suppress: bool = False, mo
         parser.add_argument(
             option.flag,
             dest=f"setting_{option.field}",
-            metavar=option.flag.lstrip("-").upper().replace("-", "_"),
+            metavar=None if option.choices else option.flag.lstrip("-").upper().replace("-", "_"),
             type=option.type,
             choices=option.choices,
             default=argparse.SUPPRESS if suppress else default,

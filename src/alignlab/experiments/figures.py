@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -54,7 +54,7 @@ def value_bars(
     """Horizontal bars: one row per group value (e.g. "race=Black"), one bar per condition, 95% intervals."""
     groups = sorted({g for m in metrics_by_condition.values() for g in (m.get(group_key) or {})})
     conditions = list(metrics_by_condition)
-    fig = _figure(7.0, 1.4 + 0.18 * max(len(groups), 1) * max(len(conditions), 1))
+    fig = new_figure(7.0, 1.4 + 0.18 * max(len(groups), 1) * max(len(conditions), 1))
     ax = fig.subplots()
     height = 0.8 / max(len(conditions), 1)
     for i, condition in enumerate(conditions):
@@ -91,7 +91,7 @@ def scatter_against(
 ):
     """One panel per condition: y against x, with the identity line on the conditions named in `identity`."""
     conditions = list(points_by_condition)
-    fig = _figure(3.0 * max(len(conditions), 1), 3.2)
+    fig = new_figure(3.0 * max(len(conditions), 1), 3.2)
     axes = fig.subplots(1, max(len(conditions), 1), squeeze=False)[0]
     for ax, condition in zip(axes, conditions, strict=False):
         x, y = points_by_condition[condition]

@@ -216,13 +216,20 @@ class PipelineRun(PhasedRun):
         self.path = Path(opts.out).expanduser()
         self.folder = None
         self.metrics: dict | None = None  # what finish() wrote to metrics.json
+        self._identity: dict | None = None
 
     @property
     def data_dir(self) -> str | None:
         return self.runtime.data.data_dir
 
     def identity(self) -> dict:
-        """Every role's model loaded (a bad spec fails here, before the folder exists) and fingerprinted."""
+        """Every role's model loaded (a bad spec fails here, before the folder exists) and fingerprinted;
+        worked out once."""
+        if self._identity is None:
+            self._identity = self._work_out_identity()
+        return self._identity
+
+    def _work_out_identity(self) -> dict:
         p, s, opts = self.pipeline, self.settings, self.runtime
         first, *others = p.roles
         spec = self.models[first.name]
@@ -283,14 +290,17 @@ class PipelineRun(PhasedRun):
 def stored_run(pipeline: Pipeline, out: Path | None) -> tuple[dict, dict]:
     """(settings, models) kept in a run folder's config.json, so a later stage or a resume needs no flags;
     a folder holding another kind of run is an error."""
-    from alignlab.runfolder import CONFIG, read_config
+    from alignlab.runfolder import CONFIG, read_config, short_name
 
     if out is None or not (Path(out) / CONFIG).is_file():
         return {}, {}
     config = read_config(Path(out) / CONFIG)
     held = config.get("experiment")
     if held != pipeline.name:
-        raise AlignlabError(f"{out} holds a {held!r} run, not a {pipeline.name!r} one; choose another --out")
+        raise AlignlabError(
+            f"{out} holds a different run: a {short_name(held)} run, not a {short_name(pipeline.name)} one; "
+            "choose another --out"
+        )
     settings = config.get("settings") if isinstance(config.get("settings"), dict) else {}
     models = config.get("models") if isinstance(config.get("models"), dict) else {}
     return settings, models
@@ -322,7 +332,14 @@ def run_pipeline(
     stored_settings, stored_models = stored_run(pipeline, opts.out)
     given_models = {**stored_models, **{k: v for k, v in (models or {}).items() if v is not None}}
     resolved = pipeline.models(given_models)
-    settings = pipeline.settings({**stored_settings, **(values or {})})
+    try:
+        settings = pipeline.settings({**stored_settings, **(values or {})})
+    except AlignlabError as exc:
+        if not stored_settings:
+            raise
+        raise AlignlabError(
+            f"{opts.out}/config.json: {exc} (a run of another alignlab version?); choose another --out"
+        ) from None
     pipeline.check(settings, resolved)
     if stage is not None and stage not in pipeline.stages:
         raise AlignlabError(

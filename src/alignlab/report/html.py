@@ -92,7 +92,7 @@ def _estimate(value: float, low: float, high: float) -> Html:
     return Html(_esc(text))
 
 
-def _figure(png: bytes, title: str, caption: str) -> Html:
+def _figure_html(png: bytes, title: str, caption: str) -> Html:
     data = base64.b64encode(png).decode("ascii")
     return Html(
         f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(title)}">'
@@ -303,7 +303,7 @@ def _experiment(
         if isinstance(drawn, str):  # the warning in place of the figures
             figures.append(drawn)
         else:
-            figures += [_figure(f.png, f.title, f.caption) for f in drawn]
+            figures += [_figure_html(f.png, f.title, f.caption) for f in drawn]
     if figures:
         skipped = sum(r.complete for r in runs) - len(detailed)
         note = f'<p class="muted">{skipped} older runs are drawn only in the tables (--detail-runs).</p>'
@@ -339,7 +339,7 @@ def _across(section: Section, runs: list[Run], anchor: str) -> Html:
                 parts.append(f'<p class="muted">{_esc(item.caption)}</p>')
             parts.append(_table(f"across-{anchor}-{k}", item.headers, rows))
         else:
-            parts.append(_figure(item.png, item.title, item.caption))
+            parts.append(_figure_html(item.png, item.title, item.caption))
     return Html("".join(parts))
 
 
@@ -355,7 +355,7 @@ def _scaling(part: pd.DataFrame, section: Section) -> Html:
         rows = latest[latest["metric"] == metric]
         if rows["parameters"].nunique() >= 2:
             png = plot_scaling(rows, metric, f"{section.title.split(':')[0]}: {metric} by model size")
-            figures.append(_figure(png, f"{metric} against parameter count", "newest run per model"))
+            figures.append(_figure_html(png, f"{metric} against parameter count", "newest run per model"))
     return Html("<h3>Across model sizes</h3>" + "".join(figures)) if figures else Html("")
 
 

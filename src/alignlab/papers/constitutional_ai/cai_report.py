@@ -15,11 +15,11 @@ ELO_FIGURE = "elo.png"
 
 def elo_figure(metrics: dict):
     """Elo of each model for harmlessness and helpfulness, 95% intervals as error bars, base at 0."""
-    from alignlab.experiments.figures import _figure
+    from alignlab.experiments.figures import new_figure
 
     conditions = metrics.get("conditions") or {}
     names = list(conditions)
-    fig = _figure(6.4, 3.4)
+    fig = new_figure(6.4, 3.4)
     ax = fig.subplots()
     width = 0.38
     for j, dimension in enumerate(("harmlessness", "helpfulness")):

@@ -62,12 +62,12 @@ def diversity_figure(candidates: list[dict], max_similarity: float, behavior: st
     """Left: the unique statements' embeddings projected on their first two principal components, by label,
     kept ones filled. Right: each statement's similarity to its nearest neighbour, for every parsed statement
     against the kept ones (the dashed line: the near-duplicate cut)."""
-    from alignlab.experiments.figures import _figure
+    from alignlab.experiments.figures import new_figure
     from alignlab.models.embeddings import nearest_similarity
 
     embedded = [c for c in candidates if c.get("vector") is not None]
     vectors = np.array([c["vector"] for c in embedded]).reshape(len(embedded), -1)
-    fig = _figure(9.0, 3.8)
+    fig = new_figure(9.0, 3.8)
     left, right = fig.subplots(1, 2)
     if len(vectors) >= 2:
         centred = vectors - vectors.mean(axis=0)

@@ -35,6 +35,7 @@ from alignlab.metrics.bootstrap import bootstrap_estimate
 from alignlab.models.base import ScoreRequest
 from alignlab.option_types import whole_number
 from alignlab.prompts import Dialogue
+from alignlab.report.sections import Section
 
 # Perez et al. 2022, Table 2 (the preference model's filter prompt).
 FILTER_QUESTION = (
@@ -298,26 +299,6 @@ class MWEJudge(Experiment):
         return out
 
     def report_section(self):
-        from alignlab.report.sections import Section
-
-        class JudgeSection(Section):
-            experiment = "mwe-judge"
-            title = "Model-written evaluations: the judge against published labels"
-            description = self.description + (
-                " AUROC: how well the judge's P(agree) ranks published 'agree' statements above 'disagree' ones "
-                "(0.5: chance), whatever its bias. Intervals: 95% bootstrap over items."
-            )
-            headline = ("agreement", "auroc")
-            group_keys = ("by_suite", "by_dataset")
-            sample_columns = (
-                ("id", "item"),
-                ("dataset", "dataset"),
-                ("published", "published label"),
-                ("p_label", "P(published label)"),
-                ("agrees", "agrees"),
-            )
-            sample_details = ("description", "statement", "question", "logprobs")
-
         return JudgeSection()
 
 
@@ -340,6 +321,25 @@ def agreement(rows: list[dict], seed: int, n_resamples: int) -> dict:
             cal.auroc, (p_agree, said_agree), n_resamples, seed=seed, strata=said_agree
         ).to_json()
     return body
+
+
+class JudgeSection(Section):
+    experiment = "mwe-judge"
+    title = "Model-written evaluations: the judge against published labels"
+    description = MWEJudge.description + (
+        " AUROC: how well the judge's P(agree) ranks published 'agree' statements above 'disagree' ones "
+        "(0.5: chance), whatever its bias. Intervals: 95% bootstrap over items."
+    )
+    headline = ("agreement", "auroc")
+    group_keys = ("by_suite", "by_dataset")
+    sample_columns = (
+        ("id", "item"),
+        ("dataset", "dataset"),
+        ("published", "published label"),
+        ("p_label", "P(published label)"),
+        ("agrees", "agrees"),
+    )
+    sample_details = ("description", "statement", "question", "logprobs")
 
 
 register(MWEJudge())

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from alignlab.report.sections import Section
+
 
 def shares_figure(metrics: dict):
     """Each dataset's share of answers matching its behaviour, one row per suite (a point per dataset, its
     95% interval as a line), for the first condition."""
-    from alignlab.experiments.figures import _figure
+    from alignlab.experiments.figures import new_figure
 
     body = next(iter(metrics.values()), {}) if metrics else {}
     datasets = body.get("by_dataset") or {}
     suites = sorted(body.get("by_suite") or {})
-    fig = _figure(7.0, 1.2 + 0.8 * max(len(suites), 1))
+    fig = new_figure(7.0, 1.2 + 0.8 * max(len(suites), 1))
     ax = fig.subplots()
     for row, suite in enumerate(suites):
         names = [name for name in sorted(datasets) if _suite_of(name, body) == suite]
@@ -36,58 +38,60 @@ def _suite_of(name: str, body: dict) -> str | None:
     return (body.get("suite_of") or {}).get(name)
 
 
-def section(description: str):
-    from alignlab.report.sections import Section
-
-    class MWESection(Section):
-        experiment = "mwe"
-        title = "Model-written evaluations: behaviours"
-        headline = ("share_matching",)
-        group_keys = ("by_dataset", "by_suite")
-        sample_columns = (
-            ("id", "item"),
-            ("dataset", "dataset"),
-            ("matches", "matches"),
-            ("p_matching", "P(matching)"),
-            ("label_confidence", "label confidence"),
-        )
-        sample_details = ("question", "matching", "not_matching", "logprobs")
-
-        def across_runs(self, runs):
-            from alignlab.report.figures import png_bytes
-            from alignlab.report.sections import Figure, Table
-
-            models, rows = scaling_rows(runs)
-            if not rows:
-                return []
-            headers, body = scaling_table_rows(models, rows)
-            flagged = sum(bool(r["flag"]) for r in rows)
-            out = [
-                Table(
-                    "Inverse scaling: the share matching each behaviour against model size",
-                    headers,
-                    body,
-                    f"Cochran-Armitage trend against log10(parameters), newest run of each of {len(models)} "
-                    f"models; {flagged} of {len(rows)} datasets flagged at a Benjamini-Hochberg false "
-                    f"discovery rate of {FDR}.",
-                )
-            ]
-            if flagged:
-                out.append(
-                    Figure(
-                        "Flagged datasets: share matching against parameter count",
-                        png_bytes(flagged_figure(models, rows), dpi=90),
-                        "the datasets whose trend survives the correction (at most 12 drawn)",
-                    )
-                )
-            return out
-
-    MWESection.description = description + (
-        " share_matching: the share of items whose most probable answer matches the behaviour (0.5 is no "
-        "preference on a balanced dataset); by_suite: the distribution of the datasets' shares. Intervals: 95% "
-        "bootstrap over items."
+class MWESection(Section):
+    experiment = "mwe"
+    title = "Model-written evaluations: behaviours"
+    headline = ("share_matching",)
+    group_keys = ("by_dataset", "by_suite")
+    sample_columns = (
+        ("id", "item"),
+        ("dataset", "dataset"),
+        ("matches", "matches"),
+        ("p_matching", "P(matching)"),
+        ("label_confidence", "label confidence"),
     )
-    return MWESection()
+    sample_details = ("question", "matching", "not_matching", "logprobs")
+
+    def across_runs(self, runs):
+        from alignlab.report.figures import png_bytes
+        from alignlab.report.sections import Figure, Table
+
+        models, rows = scaling_rows(runs)
+        if not rows:
+            return []
+        headers, body = scaling_table_rows(models, rows)
+        flagged = sum(bool(r["flag"]) for r in rows)
+        out = [
+            Table(
+                "Inverse scaling: the share matching each behaviour against model size",
+                headers,
+                body,
+                f"Cochran-Armitage trend against log10(parameters), newest run of each of {len(models)} "
+                f"models; {flagged} of {len(rows)} datasets flagged at a Benjamini-Hochberg false "
+                f"discovery rate of {FDR}.",
+            )
+        ]
+        if flagged:
+            out.append(
+                Figure(
+                    "Flagged datasets: share matching against parameter count",
+                    png_bytes(flagged_figure(models, rows), dpi=90),
+                    "the datasets whose trend survives the correction (at most 12 drawn)",
+                )
+            )
+        return out
+
+    def __init__(self, description: str) -> None:
+        """`description`: the experiment's own, to which the section adds how to read its numbers."""
+        self.description = description + (
+            " share_matching: the share of items whose most probable answer matches the behaviour (0.5 is no "
+            "preference on a balanced dataset); by_suite: the distribution of the datasets' shares. Intervals: 95% "
+            "bootstrap over items."
+        )
+
+
+def section(description: str) -> MWESection:
+    return MWESection(description)
 
 
 # --- inverse scaling across a model ladder -----------------------------------------------------------
@@ -168,9 +172,9 @@ def scaling_table_rows(models, rows) -> tuple[tuple[str, ...], list[tuple]]:
 
 def flagged_figure(models, rows, most: int = 12):
     """The flagged datasets' share matching against parameter count (log axis)."""
-    from alignlab.experiments.figures import _figure
+    from alignlab.experiments.figures import new_figure
 
-    fig = _figure(7.0, 4.0)
+    fig = new_figure(7.0, 4.0)
     ax = fig.subplots()
     sizes = [p for _, p in models]
     for k, row in enumerate([r for r in rows if r["flag"]][:most]):

@@ -80,9 +80,9 @@ def build_map(texts: list[str], vectors: np.ndarray, seed: int = 1234, label_wor
 def map_figure(attack_map: AttackMap, colour: np.ndarray, colour_label: str, title: str):
     """The attacks on the map, coloured by `colour` (success 0/1, or a rating), each cluster's label at its
     centre."""
-    from alignlab.experiments.figures import _figure
+    from alignlab.experiments.figures import new_figure
 
-    fig = _figure(7.5, 5.5)
+    fig = new_figure(7.5, 5.5)
     ax = fig.subplots()
     shown = ax.scatter(
         attack_map.points[:, 0],

@@ -45,6 +45,7 @@ from alignlab.metrics import calibration as cal
 from alignlab.metrics.bootstrap import bootstrap_estimate
 from alignlab.models.base import ScoreRequest
 from alignlab.prompts import Dialogue
+from alignlab.report.sections import Section
 
 # Bai et al. 2022, evals/HarmfulVsEthical.jsonl (every row's prompt has exactly this frame).
 OPENING = "Here is a conversation between a human and an assistant:\n\n"
@@ -175,23 +176,6 @@ class HarmJudge(Experiment):
         return out
 
     def report_section(self):
-        from alignlab.report.sections import Section
-
-        class HarmJudgeSection(Section):
-            experiment = "harm-judge"
-            title = "Red teaming: the harm judge against published labels"
-            description = self.description + (
-                " Agreement in the published order alone shows how much a letter preference moves the judge. "
-                "Intervals: 95% bootstrap over conversations."
-            )
-            headline = ("agreement", "auroc")
-            sample_columns = (
-                ("id", "conversation"),
-                ("harmful", "labelled harmful"),
-                ("p_harmful", "P(harmful)"),
-            )
-            sample_details = ("conversation", "p_harmful_by_order", "logprobs")
-
         return HarmJudgeSection()
 
 
@@ -232,6 +216,22 @@ def judge_agreement(rows: list[dict], seed: int, n_resamples: int) -> dict:
         "mean_p_harmful_of_harmful": float(p[y == 1].mean()) if (y == 1).any() else None,
         "mean_p_harmful_of_ethical": float(p[y == 0].mean()) if (y == 0).any() else None,
     }
+
+
+class HarmJudgeSection(Section):
+    experiment = "harm-judge"
+    title = "Red teaming: the harm judge against published labels"
+    description = HarmJudge.description + (
+        " Agreement in the published order alone shows how much a letter preference moves the judge. "
+        "Intervals: 95% bootstrap over conversations."
+    )
+    headline = ("agreement", "auroc")
+    sample_columns = (
+        ("id", "conversation"),
+        ("harmful", "labelled harmful"),
+        ("p_harmful", "P(harmful)"),
+    )
+    sample_details = ("conversation", "p_harmful_by_order", "logprobs")
 
 
 register(HarmJudge())

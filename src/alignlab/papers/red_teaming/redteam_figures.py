@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alignlab.experiments.figures import _figure, save
+from alignlab.experiments.figures import new_figure, save
 
 
 def draw_map(folder: Path, attacks: list[str], records: list[dict], seed: int) -> None:
@@ -55,7 +55,7 @@ def outcomes_figure(metrics: dict):
     from alignlab.metrics.attack import OUTCOMES
 
     kinds = list(metrics)
-    fig = _figure(1.6 + 1.2 * len(kinds), 3.4)
+    fig = new_figure(1.6 + 1.2 * len(kinds), 3.4)
     ax = fig.subplots()
     bottom = np.zeros(len(kinds))
     colours = {"success": "C3", "failure": "C2", "refused": "C0", "unscored": "grey"}
@@ -70,7 +70,7 @@ def outcomes_figure(metrics: dict):
 
 def harm_figure(records: list[dict], threshold: float):
     """The distribution of each conversation's highest P(harmful), one line per target kind."""
-    fig = _figure(6.0, 3.4)
+    fig = new_figure(6.0, 3.4)
     ax = fig.subplots()
     bins = np.linspace(0, 1, 21)
     for colour, kind in enumerate(dict.fromkeys(r["kind"] for r in records)):

@@ -61,9 +61,9 @@ def _scores(rows: list[Attempt], seed: int, n_resamples: int) -> dict:
 def figure(metrics: dict, attempts: list[Attempt]):
     """Ganguli et al. 2022 Fig. 1: mean rating and mean minimum harmlessness against size, one line per model
     type (95% intervals), and the distribution of the minimum harmlessness per model type."""
-    from alignlab.experiments.figures import _figure
+    from alignlab.experiments.figures import new_figure
 
-    fig = _figure(12.0, 3.6)
+    fig = new_figure(12.0, 3.6)
     rating_ax, harm_ax, dist_ax = fig.subplots(1, 3)
     types = sorted({g["model_type"] for g in metrics["by_group"].values()})
     for colour, model_type in enumerate(types):

@@ -38,6 +38,7 @@ from alignlab.experiments.base import (
 )
 from alignlab.metrics.parity import logit, mean_estimate
 from alignlab.papers.self_correction.decisions import DecisionPrompts, decide
+from alignlab.report.sections import Figure, Section
 
 CONDITIONS = ("q", "q+if", "q+if+cot")
 BASELINE = {"race": "white", "gender": "male", "age": 60}
@@ -185,36 +186,27 @@ class DiscrimEval(Experiment):
         return [path]
 
     def report_section(self):
-        from alignlab.report.sections import Figure, Section
-
-        owner = self
-
-        class DiscrimSection(Section):
-            experiment = "discrim-eval"
-            title = "discrim-eval: decisions by race, gender and age"
-            description = owner.description + " Intervals: 95% bootstrap over decision questions."
-            headline = ("mean_abs_logit_gap", "p_yes")
-            group_keys = ("by_attribute",)
-            sample_columns = (("id", "question"), ("condition", "condition"), ("p_yes", "P(yes) by variant"))
-            sample_details = ("prompt", "logit_gap", "reasoning")
-
-            def run_figures(self, run):
-                from alignlab.experiments.figures import value_bars
-                from alignlab.report.figures import png_bytes
-
-                conditions = (run.metrics or {}).get("conditions")
-                if not isinstance(conditions, dict) or not conditions:
-                    return []
-                fig = value_bars(
-                    conditions, "by_attribute", "logit_gap", ylabel="logit gap to baseline", title=""
-                )
-                return [
-                    Figure(
-                        title=f"{run.model}: logit P(yes) gap by attribute value", png=png_bytes(fig, dpi=90)
-                    )
-                ]
-
         return DiscrimSection()
+
+
+class DiscrimSection(Section):
+    experiment = "discrim-eval"
+    title = "discrim-eval: decisions by race, gender and age"
+    description = DiscrimEval.description + " Intervals: 95% bootstrap over decision questions."
+    headline = ("mean_abs_logit_gap", "p_yes")
+    group_keys = ("by_attribute",)
+    sample_columns = (("id", "question"), ("condition", "condition"), ("p_yes", "P(yes) by variant"))
+    sample_details = ("prompt", "logit_gap", "reasoning")
+
+    def run_figures(self, run):
+        from alignlab.experiments.figures import value_bars
+        from alignlab.report.figures import png_bytes
+
+        conditions = (run.metrics or {}).get("conditions")
+        if not isinstance(conditions, dict) or not conditions:
+            return []
+        fig = value_bars(conditions, "by_attribute", "logit_gap", ylabel="logit gap to baseline", title="")
+        return [Figure(title=f"{run.model}: logit P(yes) gap by attribute value", png=png_bytes(fig, dpi=90))]
 
 
 register(DiscrimEval())

@@ -37,6 +37,7 @@ from alignlab.experiments.base import (
 from alignlab.metrics.parity import correlation_estimate, fisher_interval, mean_estimate, normalise
 from alignlab.models.base import ScoreRequest
 from alignlab.prompts import Dialogue
+from alignlab.report.sections import Section
 
 CONDITIONS = ("q", "q+if", "q+if+cot", "match-stats")
 
@@ -157,34 +158,31 @@ class Winogender(Experiment):
         return [save(fig, folder / "p_female_vs_bls.png")]
 
     def report_section(self):
-        from alignlab.report.sections import Section
-
-        owner = self
-
-        class WinogenderSection(Section):
-            experiment = "winogender"
-            title = "Winogender: pronouns and occupation statistics"
-            description = owner.description + (
-                " rho = 1: the model mirrors the statistics; 0: pronouns independent of occupation (the aim of "
-                "IF and CoT); match stats asks for rho near 1. Intervals: 95% bootstrap over occupations."
-            )
-            headline = ("rho", "p_neutral")
-            sample_columns = (
-                ("id", "occupation"),
-                ("condition", "condition"),
-                ("bls_pct_female", "BLS % female"),
-                ("p_female", "P(female)"),
-                ("p_male", "P(male)"),
-                ("p_neutral", "P(neutral)"),
-            )
-            sample_details = ("prompt", "reasoning", "forms", "logprobs")
-
         return WinogenderSection()
 
 
 def _value(estimate) -> str:
     value = estimate.get("value") if isinstance(estimate, dict) else None
     return "n/a" if value is None else f"{value:+.2f}"
+
+
+class WinogenderSection(Section):
+    experiment = "winogender"
+    title = "Winogender: pronouns and occupation statistics"
+    description = Winogender.description + (
+        " rho = 1: the model mirrors the statistics; 0: pronouns independent of occupation (the aim of "
+        "IF and CoT); match stats asks for rho near 1. Intervals: 95% bootstrap over occupations."
+    )
+    headline = ("rho", "p_neutral")
+    sample_columns = (
+        ("id", "occupation"),
+        ("condition", "condition"),
+        ("bls_pct_female", "BLS % female"),
+        ("p_female", "P(female)"),
+        ("p_male", "P(male)"),
+        ("p_neutral", "P(neutral)"),
+    )
+    sample_details = ("prompt", "reasoning", "forms", "logprobs")
 
 
 register(Winogender())

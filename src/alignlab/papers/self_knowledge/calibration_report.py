@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from alignlab.experiments.figures import run_figure
 from alignlab.metrics import calibration as cal
+from alignlab.report.sections import Section
 
 
 def reliability_figure(samples: list[dict], conditions: list[str], n_bins: int = 10):
     """One panel per condition: every option's probability against whether it is the answer, in equal-count
     bins (Kadavath et al. 2022's charts bin all options, correct and incorrect), with the identity line."""
-    from alignlab.experiments.figures import _figure
+    from alignlab.experiments.figures import new_figure
 
-    fig = _figure(3.2 * max(len(conditions), 1), 3.4)
+    fig = new_figure(3.2 * max(len(conditions), 1), 3.4)
     axes = fig.subplots(1, max(len(conditions), 1), squeeze=False)[0]
     for ax, condition in zip(axes, conditions, strict=False):
         probs, truth = [], []
@@ -30,45 +32,46 @@ def reliability_figure(samples: list[dict], conditions: list[str], n_bins: int =
     return fig
 
 
-def section(description: str):
-    from alignlab.experiments.figures import run_figure
-    from alignlab.report.sections import Section
-
-    class CalibrationSection(Section):
-        experiment = "calibration"
-        title = "Multiple-choice calibration"
-        headline = ("accuracy", "ece", "brier", "temperature.ece_before", "temperature.ece_after")
-        group_keys = ("by_task",)
-        sample_columns = (
-            ("id", "question"),
-            ("condition", "condition"),
-            ("task", "task"),
-            ("answer", "answer"),
-            ("predicted", "predicted"),
-            ("confidence", "P(predicted)"),
-            ("p_answer", "P(answer)"),
-        )
-        sample_details = ("question", "choices", "probs", "shots")
-
-        def run_figures(self, run):
-            return run_figure(
-                run,
-                reliability_figure,
-                "reliability of every option's probability",
-                "10 equal-count bins; dashed: perfect calibration",
-            )
-
-        def sample_value(self, sample: dict, key: str):
-            value = sample.get(key)
-            if key in ("answer", "predicted") and isinstance(value, int) and 0 <= value < 26:
-                return "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[value]
-            if key == "probs" and isinstance(value, list):
-                return " ".join(f"{p:.3f}" for p in value if isinstance(p, int | float))
-            return value
-
-    CalibrationSection.description = description + (
-        " accuracy, ECE and RMS calibration error (10 equal-count bins of the top answer's probability), Brier "
-        "score of the top answer; temperature: T fitted on half the questions, ECE on the other half before "
-        "and after. Intervals: 95% bootstrap over questions."
+class CalibrationSection(Section):
+    experiment = "calibration"
+    title = "Multiple-choice calibration"
+    headline = ("accuracy", "ece", "brier", "temperature.ece_before", "temperature.ece_after")
+    group_keys = ("by_task",)
+    sample_columns = (
+        ("id", "question"),
+        ("condition", "condition"),
+        ("task", "task"),
+        ("answer", "answer"),
+        ("predicted", "predicted"),
+        ("confidence", "P(predicted)"),
+        ("p_answer", "P(answer)"),
     )
-    return CalibrationSection()
+    sample_details = ("question", "choices", "probs", "shots")
+
+    def run_figures(self, run):
+        return run_figure(
+            run,
+            reliability_figure,
+            "reliability of every option's probability",
+            "10 equal-count bins; dashed: perfect calibration",
+        )
+
+    def sample_value(self, sample: dict, key: str):
+        value = sample.get(key)
+        if key in ("answer", "predicted") and isinstance(value, int) and 0 <= value < 26:
+            return "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[value]
+        if key == "probs" and isinstance(value, list):
+            return " ".join(f"{p:.3f}" for p in value if isinstance(p, int | float))
+        return value
+
+    def __init__(self, description: str) -> None:
+        """`description`: the experiment's own, to which the section adds how to read its numbers."""
+        self.description = description + (
+            " accuracy, ECE and RMS calibration error (10 equal-count bins of the top answer's probability), Brier "
+            "score of the top answer; temperature: T fitted on half the questions, ECE on the other half before "
+            "and after. Intervals: 95% bootstrap over questions."
+        )
+
+
+def section(description: str) -> CalibrationSection:
+    return CalibrationSection(description)
