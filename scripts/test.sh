@@ -17,7 +17,8 @@ fi
 export ALIGNLAB_DATA_DIR=${ALIGNLAB_DATA_DIR:-../shared/datasets}
 .venv/bin/ruff check src tests bench
 # the architecture contracts (pyproject.toml [tool.importlinter]): layers, papers apart, popcode alone
-.venv/bin/lint-imports --no-cache
+contracts=$(.venv/bin/lint-imports --no-cache 2>&1) || { echo "$contracts"; exit 1; }
+echo "$contracts" | tail -n 1
 # the docs site: a broken link, image or anchor, or a page missing from nav, fails (a temp dir keeps the tree clean)
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
 .venv/bin/python -m pytest -q "${tier[@]}" "$@"
