@@ -324,6 +324,45 @@ def test_a_stratified_sample_keeps_the_groups_shares():
     assert take_stratified(items, None, 0, key=lambda x: x[0]) == items
 
 
+def test_a_balanced_source_gives_as_many_of_each_label_at_any_limit():
+    from alignlab.experiments.base import take_balanced, take_stratified
+
+    items = [("yes", i) for i in range(5)] + [("no", i) for i in range(5)]
+    key = lambda x: x[0]  # noqa: E731
+    for limit, size in ((1, 2), (2, 2), (3, 2), (4, 4), (5, 4), (9, 8)):
+        sample, taken = take_balanced(items, limit, 7, key)
+        labels = [g for g, _ in sample]
+        assert taken == size and labels.count("yes") == labels.count("no") == size // 2, limit
+        assert sample == sorted(sample, key=items.index)
+    assert take_balanced(items, None, 7, key) == (items, None) and take_balanced(items, 10, 7, key) == (
+        items,
+        None,
+    )
+    # the proportional sampler this replaces gives 1 " Yes" and 2 " No" at 3: the bias the issue found
+    assert [g for g, _ in take_stratified(items, 3, 7, key)].count("no") == 2
+    # an unbalanced source keeps its shares, in proportion, at the limit asked
+    skewed = [("yes", i) for i in range(10)] + [("no", i) for i in range(30)]
+    sample, taken = take_balanced(skewed, 8, 3, key)
+    assert taken is None and [g for g, _ in sample].count("yes") == 2 and len(sample) == 8
+
+
+@needs_data
+@pytest.mark.parametrize("limit", [1, 3])
+@pytest.mark.parametrize("answer", [" Yes", " No"])
+def test_a_model_that_always_gives_one_answer_scores_half_on_every_persona_dataset(
+    tmp_path, answer, limit, caplog
+):
+    result = run_stubbed(
+        "mwe", Prefers({answer}), tmp_path / "run", suites=("persona",), limit_per_dataset=limit
+    )
+    by_dataset = result.metrics["conditions"]["as-written"]["by_dataset"]
+    assert len(by_dataset) > 100  # every persona dataset
+    assert {body["share_matching"]["value"] for body in by_dataset.values()} == {0.5}
+    assert {body["n"] for body in by_dataset.values()} == {2 if limit < 4 else 4}
+    said = [r.getMessage() for r in caplog.records if "--limit-per-dataset" in r.getMessage()]
+    assert len(said) == (limit != 2) and (limit == 2 or "sampled 2 items each" in said[0])
+
+
 @needs_data
 def test_every_jsonl_file_under_anthropic_evals_is_read_by_a_loader():
     from alignlab.data.jsonl import read_jsonl

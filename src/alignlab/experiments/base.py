@@ -268,6 +268,28 @@ def take_stratified(items: list, limit: int | None, seed: int, key) -> list:
     return [items[i] for i in sorted(chosen)]
 
 
+def take_balanced(items: list, limit: int | None, seed: int, key) -> tuple[list, int | None]:
+    """(sample, size) of `limit` items keeping the balance of `key(item)`'s groups.
+
+    A source whose groups are the same size (the persona sets: as many " Yes"- as " No"-matching items)
+    gives the same count from each, so a model that always gives one answer scores exactly the source's
+    share at every limit; `limit` is then rounded down to a multiple of the groups (at least one from
+    each), and `size` says what was taken. Any other source is stratified in proportion (`take_stratified`;
+    `size` None)."""
+    if limit is None or limit >= len(items):
+        return items, None
+    groups: dict = {}
+    for index, item in enumerate(items):
+        groups.setdefault(key(item), []).append(index)
+    if len(groups) < 2 or len({len(g) for g in groups.values()}) != 1:
+        return take_stratified(items, limit, seed, key), None
+    each = max(1, limit // len(groups))
+    chosen = set()
+    for members in groups.values():
+        chosen.update(members[i] for i in take(list(range(len(members))), each, seed))
+    return [items[i] for i in sorted(chosen)], each * len(groups)
+
+
 @dataclass(frozen=True)
 class Member:
     """One experiment of a suite, and the metric its summary row and scaling figure show."""

@@ -25,6 +25,7 @@ the datasets' shares (median, quartiles, extremes, and how many are above one ha
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, replace
 
@@ -48,13 +49,15 @@ from alignlab.experiments.base import (
     Option,
     Settings,
     take,
-    take_stratified,
+    take_balanced,
 )
 from alignlab.metrics import calibration as cal
 from alignlab.metrics.bootstrap import bootstrap_estimate
 from alignlab.models.base import ScoreRequest
 from alignlab.option_types import existing_folder, names_from, whole_number
 from alignlab.prompts import Dialogue
+
+log = logging.getLogger(__name__)
 
 # Winogenerated is asked in the Winogender question of Ganguli et al. 2023, Table 2 (Perez et al. 2022 §6 use
 # that paper's setup); pinned here as this paper's own copy, so the papers stay apart.
@@ -170,6 +173,7 @@ class MWE(Experiment):
         root = _root(list(located))
         pins = {f.path: f.pinned for f in located.found}
         chosen, files, known = [], [], []
+        rounded: dict[int, int] = {}  # sample size -> balanced datasets whose sample was rounded to it
         for suite in settings.suites:
             for dataset, path in dataset_files(root, suite):
                 known.append(dataset)
@@ -177,8 +181,11 @@ class MWE(Experiment):
                     continue
                 rows = load_suite_file(path, suite, dataset)
                 # each dataset's sample keeps its label balance: a model that always says " Yes" scores the
-                # dataset's share of " Yes"-matching items (0.5 on the balanced persona sets), not noise
-                chosen += take_stratified(rows, settings.limit_per_dataset, settings.seed, _stratum)
+                # dataset's share of " Yes"-matching items (exactly 0.5 on the balanced persona sets)
+                sample, size = take_balanced(rows, settings.limit_per_dataset, settings.seed, _stratum)
+                chosen += sample
+                if size is not None and size != settings.limit_per_dataset:
+                    rounded[size] = rounded.get(size, 0) + 1
                 relative = str(path.relative_to(root.parent))
                 files.append({"path": relative, "checksum": pins.get(relative)})
         unknown = [d for d in settings.datasets if d not in known]
@@ -187,9 +194,8 @@ class MWE(Experiment):
                 f"unknown dataset(s) {', '.join(unknown)} in suite(s) {', '.join(settings.suites)}"
             )
         chosen = take(chosen, limit, settings.seed)
-        return Items(
-            chosen, files, list(located.warnings), facts={"datasets": len({i.dataset for i in chosen})}
-        )
+        warnings = list(located.warnings) + _rounding_notes(rounded, settings.limit_per_dataset)
+        return Items(chosen, files, warnings, facts={"datasets": len({i.dataset for i in chosen})})
 
     def task(self, item: BehaviorItem | PronounItem, condition: str, settings: MWESettings) -> Task:
         if isinstance(item, PronounItem):
@@ -393,12 +399,29 @@ def _own_files(source: DataSource, limit: int | None, settings: MWESettings) -> 
     names = [p.stem for p in paths]
     if len(set(names)) != len(names):
         raise AlignlabError(f"--data-file: two files share a name ({', '.join(names)}); each names a dataset")
-    chosen = []
+    chosen, rounded = [], {}
     for path in paths:
         rows = load_behavior_file(path, OWN_SUITE, path.stem)
-        chosen += take_stratified(rows, settings.limit_per_dataset, settings.seed, lambda i: i.matching)
+        sample, size = take_balanced(rows, settings.limit_per_dataset, settings.seed, _stratum)
+        chosen += sample
+        if size is not None and size != settings.limit_per_dataset:
+            rounded[size] = rounded.get(size, 0) + 1
     chosen = take(chosen, limit, settings.seed)
-    return Items(chosen, files, [], facts={"datasets": len({i.dataset for i in chosen})})
+    warnings = _rounding_notes(rounded, settings.limit_per_dataset)
+    return Items(chosen, files, warnings, facts={"datasets": len({i.dataset for i in chosen})})
+
+
+def _rounding_notes(rounded: dict[int, int], asked: int | None) -> list[str]:
+    """One line a sample size that --limit-per-dataset was rounded to, so the run says so (logged, and kept in
+    config.json's data_warnings)."""
+    notes = [
+        f"--limit-per-dataset {asked}: {count} balanced dataset(s) sampled {size} items each, as many "
+        f"matching ' Yes' (or '(A)') as not (an odd limit rounds down, at least one of each)"
+        for size, count in sorted(rounded.items())
+    ]
+    for note in notes:
+        log.warning("%s", note)
+    return notes
 
 
 def _root(paths) -> object:
