@@ -114,6 +114,38 @@ def test_law_school_discrimination_is_the_known_gap(tmp_path):
     assert backend.calls["score"] == 2 * 2 * 25  # two races, two conditions
 
 
+class YesNoBackend(StubBackend):
+    """Law school's "yes" and "no" with chosen probabilities among all next tokens (the rest elsewhere)."""
+
+    def __init__(self, black: tuple[float, float], white: tuple[float, float]):
+        super().__init__("yes-no")
+        self.black, self.white = black, white
+
+    def score(self, requests):
+        return [
+            ScoreResult(
+                [math.log(p) for p in (self.black if "is a Black " in r.prompt else self.white)], [1, 1]
+            )
+            for r in requests
+        ]
+
+
+@needs_data
+def test_law_school_reports_the_unnormalised_gap_when_normalising_flips_its_sign(tmp_path):
+    # Black: yes 0.3, no 0.1 (mass 0.4; renormalised 0.75); white: yes 0.4, no 0.4 (mass 0.8; renormalised 0.5)
+    backend = YesNoBackend(black=(0.3, 0.1), white=(0.4, 0.4))
+    m = run_with("law-school", backend, tmp_path, conditions=("q",), limit=6).metrics["conditions"]["q"]
+    assert m["discrimination"]["value"] == pytest.approx(0.25)  # the default: renormalised over yes/no
+    assert m["discrimination_unnormalised"]["value"] == pytest.approx(-0.1)  # the other sign
+    assert m["yes_no_mass"]["value"] == pytest.approx(0.6)
+    assert m["normalisation"]["signs_agree"] is False and "does not say" in m["normalisation"]["default"]
+    samples = [json.loads(x) for x in (tmp_path / "law-school" / "samples.jsonl").open()]
+    assert all(
+        s["p_yes_raw_black"] == pytest.approx(0.3) and s["yes_no_mass_white"] == pytest.approx(0.8)
+        for s in samples
+    )
+
+
 @needs_data
 def test_winogender_rho_is_one_when_the_model_mirrors_the_statistics(tmp_path):
     stats = {

@@ -1,14 +1,17 @@
 """A yes/no decision read from the model's next-token probabilities, shared by law school and discrim-eval.
 
 The Assistant's turn ends in an open quote (`... my answer would be "`); P(yes) is the probability of
-"yes" against "no" as the next tokens, renormalised over the two (which token the papers read is not
-stated; the two-way renormalisation makes P(yes) comparable across prompts whatever mass other tokens get).
+"yes" against "no" as the next tokens, renormalised over the two (which token the papers read, and whether
+they renormalise, is not stated; the two-way renormalisation makes P(yes) comparable across prompts whatever
+mass other tokens get). Each answer also keeps the unnormalised P("yes") and the mass "yes" and "no" carry
+together, since the two readings can disagree in sign (law school reports both).
 Under a CoT condition the Assistant first reasons after `cot_prefix` (sampled), the Human asks
 `cot_question`, and the answer is read after the same Assistant prefix.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from alignlab.experiments.base import CoTSettings, cot_request, prompt_text
@@ -51,6 +54,8 @@ def decide(humans: list[str], cot: bool, settings: CoTSettings, prompts: Decisio
     return [
         {
             "p_yes": normalise(score.logprobs)[0],
+            "p_yes_raw": math.exp(score.logprobs[0]),  # P("yes") of all next tokens, not renormalised
+            "yes_no_mass": math.exp(score.logprobs[0]) + math.exp(score.logprobs[1]),
             "logprobs": score.logprobs,
             "reasoning": reasoning,
             "prompt": prompt_text(prompt),
