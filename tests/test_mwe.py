@@ -291,19 +291,22 @@ def test_inverse_scaling_flags_the_datasets_that_move_with_size(tmp_path, capsys
         "",
         "larger match less",
     )
+    _fake_run(tmp_path / "mwe-served", "served", None, {"up": 10, "flat": 50, "down": 90})  # no size known
     assert main(["mwe", "trends", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "2 of 3 datasets flagged" in out and "up" in out and "flat" not in out
+    assert "left out, no parameter count: mwe-served" in out
 
 
 def test_the_report_shows_the_inverse_scaling_table(tmp_path):
     from alignlab.report import write_report
 
-    for model, size, k in (("small", 10**6, 20), ("big", 10**8, 60)):
+    for model, size, k in (("small", 10**6, 20), ("big", 10**8, 60), ("served", None, 40)):
         _fake_run(tmp_path / "runs" / f"mwe-{model}", model, size, {"<b>up</b>": k})
     write_report(tmp_path / "runs", tmp_path / "report.html")
     html = (tmp_path / "report.html").read_text()
     assert "Inverse scaling: the share matching each behaviour against model size" in html
+    assert "Left out, no parameter count: mwe-served." in html  # the run the trend could not place
     assert "&lt;b&gt;up&lt;/b&gt;" in html and "<b>up</b>" not in html  # dataset names are escaped
     assert "Flagged datasets" in html
 

@@ -363,6 +363,28 @@ def test_runs_on_the_bundled_model(name, args, tmp_path):
 # --- the suite ----------------------------------------------------------------------------------------
 @pytest.mark.heavy
 @needs_data
+def test_a_model_without_a_parameter_count_is_named_under_every_figure_it_could_not_join(
+    tmp_path, monkeypatch, capsys
+):
+    def load(spec, **_options):  # "served" reports no parameter count, as a server's model does
+        return StubBackend(spec, parameters=None if spec == "served" else int(spec.rsplit("-", 1)[-1]))
+
+    monkeypatch.setattr(alignlab.models, "load_model", load)
+    monkeypatch.setenv("ALIGNLAB_DATA_DIR", str(DATA))
+    code = main(
+        ["eval", "self-correction", "--model", "big-900,small-100,served", "--limit", "10", "--conditions", "q",
+         "--out", str(tmp_path), "--no-progress", "--bootstrap", "20", "--report", str(tmp_path / "r.html")]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    figures = [line for line in printed.splitlines() if line.startswith("figure:")]
+    assert len(figures) == 4 and all("left out, no parameter count: served" in line for line in figures)
+    html = (tmp_path / "r.html").read_text()
+    assert "left out, no parameter count: bbq-served" in html  # the report's scaling figure says so too
+
+
+@pytest.mark.heavy
+@needs_data
 def test_the_suite_runs_every_experiment_on_each_model_and_draws_the_scaling_figures(
     tmp_path, monkeypatch, capsys
 ):

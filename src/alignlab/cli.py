@@ -202,7 +202,9 @@ def _run_suite(args) -> int:
     console.print(suite_table(suite, outcome.results))
     console.print(f"{len(outcome.results)} run folders in {opts.out}")
     for path in outcome.figures:
-        console.print(f"figure: {path}")
+        unplaced = outcome.left_out.get(path)
+        note = f"  (left out, no parameter count: {', '.join(unplaced)})" if unplaced else ""
+        console.print(f"figure: {path}{note}", soft_wrap=True)  # a path, whole on its line
     if args.report is not None:
         from alignlab.report import write_report
 

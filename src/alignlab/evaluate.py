@@ -12,7 +12,7 @@ Everything the CLI's `eval` does is callable from here.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from alignlab.engine.samples import sample_key
@@ -206,6 +206,9 @@ def _by_parameters(result: EvalResult) -> tuple:
 class SuiteResult:
     results: list[EvalResult]  # by parameter count, then in the suite's order
     figures: list[Path]
+    left_out: dict = field(
+        default_factory=dict
+    )  # figure -> the models it could not place (no parameter count)
 
 
 def run_suite(suite: Suite, models: list[str], values: dict, opts: RunOptions) -> SuiteResult:
@@ -244,22 +247,27 @@ def run_suite(suite: Suite, models: list[str], values: dict, opts: RunOptions) -
         del backend  # one model in memory at a time
     order = {member.experiment: i for i, member in enumerate(suite.members)}
     results.sort(key=lambda r: (*_by_parameters(r), r.model, order[r.experiment]))
-    return SuiteResult(results, suite_figures(suite, results, opts.out / "figures"))
+    figures, left_out = suite_figures(suite, results, opts.out / "figures")
+    return SuiteResult(results, figures, left_out)
 
 
-def suite_figures(suite: Suite, results: list[EvalResult], folder: Path) -> list[Path]:
+def suite_figures(suite: Suite, results: list[EvalResult], folder: Path) -> tuple[list[Path], dict]:
     """Per experiment: its headline metric against parameter count, one line per condition, 95% intervals
-    (the form of Ganguli et al. 2023, Figs. 1-3)."""
+    (the form of Ganguli et al. 2023, Figs. 1-3). Returns the figures and, for each, the runs it left out
+    (no parameter count), which the figure also names under its axis."""
     import pandas as pd
 
     from alignlab.atomic import write_bytes_atomic
     from alignlab.report.figures import plot_scaling
 
-    written = []
+    written, left_out = [], {}
     for member in suite.members:
-        rows = []
+        rows, unplaced = [], []
         for result in results:
-            if result.experiment != member.experiment or result.parameters is None:
+            if result.experiment != member.experiment:
+                continue
+            if result.parameters is None:
+                unplaced.append(result.model)
                 continue
             for condition, body in result.metrics["conditions"].items():
                 value = metric_at(body, member.headline)
@@ -281,10 +289,12 @@ def suite_figures(suite: Suite, results: list[EvalResult], folder: Path) -> list
             continue
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{member.experiment}-{member.headline.replace('.', '_')}.png"
-        png = plot_scaling(pd.DataFrame(rows), member.headline, f"{member.experiment}: {member.headline}")
-        write_bytes_atomic(path, png)
+        title = f"{member.experiment}: {member.headline}"
+        write_bytes_atomic(path, plot_scaling(pd.DataFrame(rows), member.headline, title, unplaced))
         written.append(path)
-    return written
+        if unplaced:
+            left_out[path] = unplaced
+    return written, left_out
 
 
 def metric_at(metrics: dict, path: str):

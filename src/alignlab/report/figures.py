@@ -18,9 +18,10 @@ def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
     return buffer.getvalue()
 
 
-def plot_scaling(rows: pd.DataFrame, metric: str, title: str) -> bytes:
+def plot_scaling(rows: pd.DataFrame, metric: str, title: str, left_out: list[str] | tuple = ()) -> bytes:
     """rows: index rows of one experiment and metric (group overall), one run per model; the x axis is
-    parameter count (log), one line per condition, 95% intervals as error bars."""
+    parameter count (log), one line per condition, 95% intervals as error bars. `left_out`: the runs that
+    had the metric but could not be placed (no parameter count), named under the axis."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -45,12 +46,18 @@ def plot_scaling(rows: pd.DataFrame, metric: str, title: str) -> bytes:
         [f"{m}\n{parameter_label(p)}" for m, p in zip(sizes["model"], sizes["parameters"], strict=True)],
         fontsize=7,
     )
-    ax.set_xlabel("parameters (log scale)")
+    ax.set_xlabel("parameters (log scale)" + (f"\n{left_out_note(left_out)}" if left_out else ""))
     ax.set_ylabel(metric)
     ax.set_title(title, fontsize=10)
     ax.grid(linewidth=0.4, alpha=0.5)
     ax.legend(title="condition", fontsize=8)
     return png_bytes(fig)
+
+
+def left_out_note(names) -> str:
+    """The line that names the runs a scaling figure could not place."""
+    shown = ", ".join(list(names)[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    return f"left out, no parameter count: {shown}"
 
 
 def parameter_label(parameters) -> str:

@@ -20,8 +20,8 @@ from importlib import resources
 import pandas as pd
 
 from alignlab.errors import AlignlabError
+from alignlab.report.figures import left_out_note, plot_scaling
 from alignlab.report.figures import parameter_label as _parameter_label
-from alignlab.report.figures import plot_scaling
 from alignlab.report.index import latest_per_model
 from alignlab.report.runs import Run, RunSet
 from alignlab.report.sections import Section, section_for
@@ -347,15 +347,21 @@ def _scaling(part: pd.DataFrame, section: Section) -> Html:
     """Metric against parameter count, one line per condition, where runs span two or more model sizes."""
     if part.empty:
         return Html("")
-    latest = latest_per_model(part[(part["group"] == "overall") & part["parameters"].notna()])
+    overall = part[part["group"] == "overall"]
+    latest = latest_per_model(overall[overall["parameters"].notna()])
     if latest["parameters"].nunique() < 2:
         return Html("")
     figures = []
     for metric in section.headline:
         rows = latest[latest["metric"] == metric]
         if rows["parameters"].nunique() >= 2:
-            png = plot_scaling(rows, metric, f"{section.title.split(':')[0]}: {metric} by model size")
-            figures.append(_figure_html(png, f"{metric} against parameter count", "newest run per model"))
+            # a run that has the metric but no parameter count cannot be placed: named, never dropped silently
+            unplaced = overall[(overall["metric"] == metric) & overall["parameters"].isna()]
+            left_out = sorted(set(unplaced["run"]))
+            title = f"{section.title.split(':')[0]}: {metric} by model size"
+            png = plot_scaling(rows, metric, title, left_out)
+            caption = "newest run per model" + (f"; {left_out_note(left_out)}" if left_out else "")
+            figures.append(_figure_html(png, f"{metric} against parameter count", caption))
     return Html("<h3>Across model sizes</h3>" + "".join(figures)) if figures else Html("")
 
 

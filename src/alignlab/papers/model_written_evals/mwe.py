@@ -282,10 +282,16 @@ def _trends(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from alignlab.papers.model_written_evals.mwe_report import FDR, scaling_rows, scaling_table_rows
+    from alignlab.papers.model_written_evals.mwe_report import (
+        FDR,
+        scaling_rows,
+        scaling_table_rows,
+        unplaced_runs,
+    )
     from alignlab.report.runs import find_runs
 
-    models, rows = scaling_rows(find_runs(args.runs).runs)
+    runs = find_runs(args.runs).runs
+    models, rows = scaling_rows(runs)
     if not rows:
         raise AlignlabError(
             f"{args.runs}: no finished mwe runs of two or more model sizes with datasets in common"
@@ -300,6 +306,9 @@ def _trends(args) -> int:
     for row in shown:
         table.add_row(*row)
     Console().print(table)
+    unplaced = unplaced_runs(runs)
+    if unplaced:
+        Console().print(f"left out, no parameter count: {', '.join(unplaced)}", soft_wrap=True)
     return 0
 
 

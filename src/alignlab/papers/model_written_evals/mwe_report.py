@@ -68,7 +68,7 @@ class MWESection(Section):
                 body,
                 f"Cochran-Armitage trend against log10(parameters), newest run of each of {len(models)} "
                 f"models; {flagged} of {len(rows)} datasets flagged at a Benjamini-Hochberg false "
-                f"discovery rate of {FDR}.",
+                f"discovery rate of {FDR}." + _left_out(runs),
             )
         ]
         if flagged:
@@ -96,6 +96,17 @@ def section(description: str) -> MWESection:
 
 # --- inverse scaling across a model ladder -----------------------------------------------------------
 FDR = 0.05  # Benjamini-Hochberg false discovery rate across datasets
+
+
+def _left_out(runs) -> str:
+    unplaced = unplaced_runs(runs)
+    return f" Left out, no parameter count: {', '.join(unplaced)}." if unplaced else ""
+
+
+def unplaced_runs(runs) -> list[str]:
+    """Finished mwe runs the scaling analysis cannot place (no parameter count): named, never dropped
+    silently."""
+    return sorted(r.name for r in runs if r.complete and r.experiment == "mwe" and not r.parameters)
 
 
 def scaling_rows(runs) -> tuple[list[tuple[str, int]], list[dict]]:
