@@ -35,6 +35,12 @@ P = [0.2, 0.4, 0.6, 0.9]
 Y = [0, 1, 1, 1]
 
 
+def test_multiclass_brier_by_hand():
+    assert cal.multiclass_brier([0.7, 0.2, 0.1], 0) == pytest.approx(0.09 + 0.04 + 0.01)
+    assert cal.multiclass_brier([0.7, 0.2, 0.1], 2) == pytest.approx(0.49 + 0.04 + 0.81)
+    assert cal.multiclass_brier([1.0, 0.0], 0) == 0.0 and cal.multiclass_brier([0.0, 1.0], 0) == 2.0
+
+
 def test_ece_rms_brier_by_hand_with_two_equal_width_bins():
     # bins [0, .5): conf .3, acc .5;  [.5, 1]: conf .75, acc 1
     assert cal.expected_calibration_error(P, Y, 2, "equal-width") == pytest.approx(0.5 * 0.2 + 0.5 * 0.25)
@@ -217,8 +223,14 @@ def test_shuffled_and_nota_keep_the_answer_pointing_at_the_right_text():
         assert show(q, "shuffled", seed) == shown
         orders.add(shown.choices)
     assert len(orders) > 10
+    # the paper's check: the last option replaced, so "None of the above" is right exactly where it was
     nota = show(q, "nota", 0)
-    assert nota.choices == (*q.choices, NONE_OF_THE_ABOVE) and nota.answer == 2
+    assert nota.choices == ("w", "x", "right", "y", NONE_OF_THE_ABOVE) and nota.answer == 2
+    last = MCQuestion("t/s/3", "t", "s", "?", ("w", "x", "right"), 2)
+    assert show(last, "nota", 0).choices[show(last, "nota", 0).answer] == NONE_OF_THE_ABOVE
+    # the added variant: one more option, never right
+    added = show(q, "nota-added", 0)
+    assert added.choices == (*q.choices, NONE_OF_THE_ABOVE) and added.answer == 2
 
 
 # --- runs with known answers ----------------------------------------------------------------------------
@@ -258,12 +270,16 @@ def test_metrics_of_a_known_backend_are_the_hand_computed_ones(tmp_path):
     assert m["n"] == 8
     assert m["accuracy"]["value"] == pytest.approx(0.5)
     assert m["mean_confidence"]["value"] == pytest.approx(0.7)
-    assert m["brier"]["value"] == pytest.approx((4 * 0.09 + 4 * 0.49) / 8)
+    assert m["brier"]["value"] == pytest.approx((4 * 0.09 + 4 * 0.49) / 8)  # the top answer's, binary
+    # every option: right A (0.3^2 + 3 * 0.1^2 = 0.12), right elsewhere (0.7^2 + 0.9^2 + 2 * 0.1^2 = 1.32)
+    assert m["brier_multiclass"]["value"] == pytest.approx((4 * 0.12 + 4 * 1.32) / 8)
     assert m["ece"]["value"] == pytest.approx((4 * 0.3 + 4 * 0.7) / 8)  # 10 bins, 8 items: each alone
     assert m["temperature"]["fit_n"] == 4 and m["temperature"]["test_n"] == 4
     samples = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     nota = [s for s in samples if s["condition"] == "nota"]
-    assert all(len(s["probs"]) == 5 and s["choices"][-1] == NONE_OF_THE_ABOVE for s in nota)
+    assert all(len(s["probs"]) == 4 and s["choices"][-1] == NONE_OF_THE_ABOVE for s in nota)
+    # the question whose answer was the last option (d) now has "None of the above" as its answer
+    assert [s["answer"] for s in nota if s["choices"][s["answer"]] == NONE_OF_THE_ABOVE] == [3]
     assert all(abs(sum(s["probs"]) - 1) < 1e-9 for s in samples)
     assert all(len(s["shots"]) == 2 and s["id"] not in s["shots"] for s in samples)
     assert (tmp_path / "run" / "reliability.png").stat().st_size > 1000

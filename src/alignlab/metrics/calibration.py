@@ -71,6 +71,14 @@ def rms_calibration_error(p, y, n_bins: int = 10, binning: str = "equal-mass") -
     return _scalar(np.sqrt(terms.sum(-1) / p.shape[-1]))
 
 
+def multiclass_brier(probs, answer: int) -> float:
+    """The multi-class Brier score of one question: sum over its options of (p_k - 1[k is right])^2, in [0, 2]."""
+    p = np.asarray(probs, dtype=float)
+    truth = np.zeros_like(p)
+    truth[answer] = 1.0
+    return float(((p - truth) ** 2).sum())
+
+
 def brier_score(p, y) -> np.ndarray | float:
     """(1 / N) sum_i (p_i - y_i)^2 along the last axis."""
     p = np.asarray(p, dtype=float)

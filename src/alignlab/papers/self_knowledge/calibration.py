@@ -16,13 +16,18 @@ run), arithmetic problems generated from the seed, or the user's own jsonl (`--d
 Conditions:
 - lettered: the options in the dataset's order;
 - shuffled: the options in a random order drawn per question from the run's seed (the answer-order control);
-- nota: a last option "None of the above" added, never the answer [M: the issue's "added"; whether the
-  paper's §3.2 check added the option or replaced one is not confirmed here].
+- nota: the last option replaced by "None of the above", which is then right whenever the replaced option
+  was (Kadavath et al. 2022 §3.2, as the fidelity issue reads it [M: the paper's text was not at hand to
+  check]); this is what makes the task harder;
+- nota-added: "None of the above" added as one more option, never the answer (this project's earlier
+  reading; not run by default).
 
 Metrics per condition and per task, 95% bootstrap intervals over questions: accuracy; ECE and RMS
 calibration error of the top answer's probability (10 bins, equal-mass by default as in the paper, or
 `--binning equal-width`; bias-corrected intervals, see metrics.bootstrap); Brier score of the top answer's
-probability against its correctness. Temperature scaling: the questions are split in two halves by the seed; T is fitted on one (NLL of the labels' log
+probability against its correctness (`brier`: binary, as the calibration charts read the top answer) and
+the multi-class Brier score over every option (`brier_multiclass`: sum over options of (p - 1[right])^2,
+mean over questions). Temperature scaling: the questions are split in two halves by the seed; T is fitted on one (NLL of the labels' log
 probabilities divided by T) and ECE is reported on the other before and after. The reliability diagram
 bins every option's probability (correct and incorrect options alike), as the paper's charts do.
 """
@@ -58,11 +63,12 @@ from alignlab.experiments.base import (
 )
 from alignlab.metrics import calibration as cal
 from alignlab.metrics.bootstrap import bootstrap_estimate
+from alignlab.metrics.parity import mean_estimate
 from alignlab.models.base import Chat, ScoreRequest
 from alignlab.option_types import names_from, whole_number
 
 TASKS = ("mmlu", "truthfulqa", "arithmetic")
-CONDITIONS = ("lettered", "shuffled", "nota")
+CONDITIONS = ("lettered", "shuffled", "nota", "nota-added")
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 NONE_OF_THE_ABOVE = "None of the above"
 # Kadavath et al. 2022 §2: "Question: ...", "Choices:", lettered options, "Answer:".
@@ -98,10 +104,11 @@ class Calibration(Experiment):
     help = "multiple-choice calibration: accuracy, ECE, RMS-CE, Brier, temperature scaling (Kadavath et al. 2022)"
     description = (
         "Lettered multiple-choice questions (MMLU, TruthfulQA MC1, generated arithmetic), the probability of "
-        "each option's label normalised over the labels, as shown, shuffled, and with 'None of the above' "
-        "added (Kadavath et al. 2022 §3)."
+        "each option's label normalised over the labels, as shown, shuffled, and with the last option replaced "
+        "by 'None of the above' (Kadavath et al. 2022 §3)."
     )
     conditions = CONDITIONS
+    default_conditions = ("lettered", "shuffled", "nota")
     settings_class = CalibrationSettings
     options = (
         Option("--tasks", "tasks", names_from(TASKS), f"comma-separated tasks from {','.join(TASKS)}"),
@@ -115,7 +122,8 @@ class Calibration(Experiment):
     columns = (
         ("accuracy", "accuracy"),
         ("ece", "ECE"),
-        ("brier", "Brier"),
+        ("brier", "Brier (top answer)"),
+        ("brier_multiclass", "Brier (all options)"),
         ("temperature.ece_before", "ECE, test half"),
         ("temperature.ece_after", "same, after T"),
     )
@@ -238,7 +246,9 @@ def show(question: MCQuestion, condition: str, seed: int) -> Shown:
         order = list(range(len(choices)))
         random.Random(_digest(seed, question.id, "order")).shuffle(order)
         choices, answer = [choices[k] for k in order], order.index(answer)
-    elif condition == "nota":
+    elif condition == "nota":  # the last option replaced: "None of the above" is right where it was
+        choices[-1] = NONE_OF_THE_ABOVE
+    elif condition == "nota-added":  # one more option, never right
         choices.append(NONE_OF_THE_ABOVE)
     elif condition != "lettered":
         raise AlignlabError(f"unknown calibration condition {condition!r}")
@@ -298,6 +308,9 @@ def _scores(rows: list[dict], settings: CalibrationSettings, seed: int, n_resamp
         "ece": estimate(lambda p, y: cal.expected_calibration_error(p, y, bins, binning), "bc"),
         "rms_ce": estimate(lambda p, y: cal.rms_calibration_error(p, y, bins, binning), "bc"),
         "brier": estimate(lambda p, y: cal.brier_score(p, y)),
+        "brier_multiclass": mean_estimate(
+            [cal.multiclass_brier(s["probs"], s["answer"]) for s in rows], n_resamples, seed
+        ).to_json(),
     }
 
 
