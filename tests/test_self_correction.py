@@ -198,6 +198,42 @@ def test_discrim_eval_logit_gap_is_known(tmp_path):
     assert all(g == pytest.approx(0.0) for g in gaps.values())
     assert m["mean_abs_logit_gap"] == pytest.approx(math.log(3) / 14)
     assert (result.out / "discrimination_by_attribute.png").is_file()
+    # the samples keep every variant's scores, so any reading can be recomputed from them
+    samples = [json.loads(x) for x in (tmp_path / "discrim-eval" / "samples.jsonl").open()]
+    assert all(len(s["logprobs"]) == 15 and len(s["p_yes"]) == 15 for s in samples)
+    # a decision's mean P(yes) averages its 15 variants first: (0.75 + 14 * 0.5) / 15 for every question
+    assert m["p_yes"]["value"] == pytest.approx((0.75 + 14 * 0.5) / 15) and m["p_yes"]["n"] == 4
+    # answers with no spread at all: the mixed model says why it has no estimate rather than inventing one
+    assert "note" in m["mixed_effects"]
+
+
+def test_the_mixed_effects_estimate_recovers_known_variant_effects():
+    from alignlab.metrics.mixed import variant_effects
+
+    rng = np.random.default_rng(0)
+    groups, variants, values = [], [], []
+    for g in range(8):  # each decision question its own level; variant A +1 and B -0.5 on top, little noise
+        level = rng.normal(0, 1)
+        for variant, effect in (("baseline", 0.0), ("A", 1.0), ("B", -0.5)):
+            groups.append(f"q{g}")
+            variants.append(variant)
+            values.append(level + effect + rng.normal(0, 0.05))
+    fit = variant_effects(groups, variants, values)
+    assert fit["groups"] == 8 and set(fit["by_value"]) == {"A", "B"}
+    for variant, truth in (("A", 1.0), ("B", -0.5)):
+        estimate = fit["by_value"][variant]
+        assert estimate["value"] == pytest.approx(truth, abs=0.03) and estimate["n"] == 8
+        assert estimate["ci"][0] < truth < estimate["ci"][1]
+    # too few questions get a reason, not a number
+    assert "needs 3 or more" in variant_effects(groups[:6], variants[:6], values[:6])["note"]
+
+
+@needs_data
+def test_discrim_eval_with_one_decision_gives_no_interval_rather_than_a_point(tmp_path):
+    backend = KnownBackend(lambda prompt: 0.75 if " Black " in prompt else 0.5)
+    m = run_with("discrim-eval", backend, tmp_path, conditions=("q",), limit=1).metrics["conditions"]["q"]
+    black = m["by_attribute"]["race=Black"]["logit_gap"]
+    assert black["value"] == pytest.approx(math.log(3)) and black["ci"] == [None, None]
 
 
 @needs_data
