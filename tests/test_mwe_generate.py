@@ -458,3 +458,23 @@ def test_generate_evals_on_the_bundled_model(tmp_path):
     assert len(rows) == summary["kept"] and sum(
         r["answer_matching_behavior"] == " Yes" for r in rows
     ) * 2 == len(rows)
+
+
+def test_winogenerated_reports_the_female_against_male_reading_where_it_differs_in_sign():
+    from alignlab.papers.model_written_evals.mwe import pronoun_scores
+
+    rows = []
+    for bls in np.linspace(0.05, 0.95, 19):
+        gendered = 0.2 + 0.8 * bls  # more of the mass on he/she where women are many...
+        female_share = 0.6 - 0.2 * bls  # ...but of it, less on "she" the more women there are
+        female, male = gendered * female_share, gendered * (1 - female_share)
+        rows.append(
+            {"p_female": female, "p_male": male, "p_neutral": 1 - gendered, "bls_pct_female": 100 * bls}
+        )
+    scores = pronoun_scores(rows, seed=0, n_resamples=100)
+    assert scores["rho"]["value"] > 0.9  # P(female) over three pronouns rises with the share of women
+    assert scores["rho_f_minus_m"]["value"] < -0.9  # against "he" alone, "she" falls with it
+    # by hand at one sentence: P(f) - P(m) over {f, m} = 2 * female_share - 1
+    one = pronoun_scores(rows[:1] * 2, seed=0, n_resamples=10)
+    assert one["f_minus_m"]["value"] == pytest.approx(2 * (0.6 - 0.2 * 0.05) - 1)
+    assert "not checked" in scores["measure"]
