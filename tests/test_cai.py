@@ -293,6 +293,20 @@ def test_cai_all_on_the_bundled_model_from_the_command_line(tmp_path):
     assert json.loads((tmp_path / "hhh" / "metrics.json").read_text())["conditions"]["both-orders"]["n"] == 4
 
 
+@needs_data
+def test_the_settings_a_run_stores_come_back_whole_for_a_later_stage(tmp_path, tiny, scripted, monkeypatch):
+    import alignlab.models
+    from alignlab.experiments.pipeline import stored_run
+
+    models = Models()
+    monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **_: models[spec])
+    run = _run(tmp_path, tiny, rounds=3)
+    run.ctx.close()
+    stored, roles = stored_run(CAI, tmp_path / "run")
+    assert CAI.settings(stored) == run.settings  # the nested training settings too, not their repr
+    assert roles["model"] == f"hf:{tiny}" and stored["training"]["lora_r"] == 4
+
+
 def test_the_training_batch_and_the_engine_batch_are_separate_options():
     from alignlab.cli import build_parser
 

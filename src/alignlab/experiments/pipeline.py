@@ -36,7 +36,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields, is_dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 
 from alignlab import option_types
@@ -192,7 +192,7 @@ def settings_from(cls: type, values: Mapping):
             top[key] = tuple(value) if isinstance(value, list) else value
     for head, inner_values in nested.items():
         default = _dataclass_default(names[head])
-        top[head] = settings_from(type(default), {**jsonable_fields(default), **inner_values})
+        top[head] = settings_from(type(default), {**asdict(default), **inner_values})
     return cls(**top)
 
 
@@ -200,10 +200,6 @@ def _dataclass_default(f):
     """The default of a field that holds a dataclass (None for any other field)."""
     value = f.default_factory() if f.default_factory is not MISSING else f.default
     return value if is_dataclass(value) and not isinstance(value, type) else None
-
-
-def jsonable_fields(settings) -> dict:
-    return {f.name: getattr(settings, f.name) for f in fields(settings)}
 
 
 class PipelineRun(PhasedRun):
@@ -269,7 +265,7 @@ class PipelineRun(PhasedRun):
                     **backend.info(),
                 },
                 "models": dict(self.models),
-                "settings": jsonable(jsonable_fields(self.settings)),
+                "settings": jsonable(asdict(self.settings)),  # nested dataclasses as objects, for stored_run
             },
             keep_metrics=self.pipeline.keep_metrics,
         )
