@@ -342,12 +342,12 @@ def add_option_flags(parser, options, settings_class, suppress: bool = False, mo
     defaults = {}
     for cls in [*more_classes, settings_class]:
         for f in fields(cls):
-            defaults.setdefault(f.name, f.default)
+            defaults.setdefault(f.name, field_default(f))
     for option in options:
         head, _, rest = option.field.partition(".")
         default = defaults.get(head)
         if rest:  # a field of a nested dataclass ("training.lora_r")
-            default = getattr(_nested_default(settings_class, head), rest, None)
+            default = getattr(default, rest, None)
         if option.action == "append":
             parser.add_argument(
                 option.flag,
@@ -383,13 +383,11 @@ def add_option_flags(parser, options, settings_class, suppress: bool = False, mo
         )
 
 
-def _nested_default(settings_class, name: str):
+def field_default(f):
+    """A dataclass field's default value, made by its default_factory where it has one."""
     from dataclasses import MISSING
 
-    for f in fields(settings_class):
-        if f.name == name:
-            return f.default_factory() if f.default_factory is not MISSING else f.default
-    return None
+    return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
 def command_group(subparsers, name: str, help: str):

@@ -36,12 +36,12 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Mapping
-from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 
 from alignlab import option_types
 from alignlab.errors import AlignlabError
-from alignlab.experiments.base import DataSource, Option
+from alignlab.experiments.base import DataSource, Option, field_default
 from alignlab.experiments.identity import jsonable, run_identity
 from alignlab.experiments.phased import PhasedRun
 from alignlab.experiments.run_options import DEFAULT_MODEL, RUNS, RunOptions, run_name
@@ -198,7 +198,7 @@ def settings_from(cls: type, values: Mapping):
 
 def _dataclass_default(f):
     """The default of a field that holds a dataclass (None for any other field)."""
-    value = f.default_factory() if f.default_factory is not MISSING else f.default
+    value = field_default(f)
     return value if is_dataclass(value) and not isinstance(value, type) else None
 
 
