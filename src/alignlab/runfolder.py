@@ -53,6 +53,15 @@ def identity_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     return found
 
 
+def refuse_another_kind(path: Path, held, wanted) -> None:
+    """An AlignlabError when the folder at `path` holds a run of another kind (`held`) than `wanted`."""
+    if held != wanted:
+        raise AlignlabError(
+            f"{path} holds a different run: a {short_name(held)} run, not a {short_name(wanted)} one; "
+            "choose another --out"
+        )
+
+
 def short_name(name) -> str:
     """A run kind's name quoted for a message, cut to 60 characters (config.json may hold anything)."""
     text = repr(name)
@@ -99,11 +108,8 @@ class RunFolder:
             if existing.get("config_hash") != config_hash:
                 stored = existing.get("identity")
                 held = stored.get("experiment") if isinstance(stored, dict) else None
-                if held is not None and held != identity.get("experiment"):
-                    raise AlignlabError(
-                        f"{self.path} holds a different run: a {short_name(held)} run, not a "
-                        f"{short_name(identity.get('experiment'))} one; choose another --out"
-                    )
+                if held is not None:
+                    refuse_another_kind(self.path, held, identity.get("experiment"))
                 diff = identity_diff(existing.get("identity", {}), identity)
                 raise AlignlabError(
                     f"{self.path} holds a different run (differs in: {', '.join(diff) or 'config'}); "

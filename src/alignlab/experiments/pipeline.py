@@ -286,17 +286,12 @@ class PipelineRun(PhasedRun):
 def stored_run(pipeline: Pipeline, out: Path | None) -> tuple[dict, dict]:
     """(settings, models) kept in a run folder's config.json, so a later stage or a resume needs no flags;
     a folder holding another kind of run is an error."""
-    from alignlab.runfolder import CONFIG, read_config, short_name
+    from alignlab.runfolder import CONFIG, read_config, refuse_another_kind
 
     if out is None or not (Path(out) / CONFIG).is_file():
         return {}, {}
     config = read_config(Path(out) / CONFIG)
-    held = config.get("experiment")
-    if held != pipeline.name:
-        raise AlignlabError(
-            f"{out} holds a different run: a {short_name(held)} run, not a {short_name(pipeline.name)} one; "
-            "choose another --out"
-        )
+    refuse_another_kind(Path(out), config.get("experiment"), pipeline.name)
     settings = config.get("settings") if isinstance(config.get("settings"), dict) else {}
     models = config.get("models") if isinstance(config.get("models"), dict) else {}
     return settings, models
