@@ -172,20 +172,13 @@ class MWE(Experiment):
         )
         root = _root(list(located))
         pins = {f.path: f.pinned for f in located.found}
-        chosen, files, known = [], [], []
-        rounded: dict[int, int] = {}  # sample size -> balanced datasets whose sample was rounded to it
+        per_dataset, files, known = [], [], []
         for suite in settings.suites:
             for dataset, path in dataset_files(root, suite):
                 known.append(dataset)
                 if settings.datasets and dataset not in settings.datasets:
                     continue
-                rows = load_suite_file(path, suite, dataset)
-                # each dataset's sample keeps its label balance: a model that always says " Yes" scores the
-                # dataset's share of " Yes"-matching items (exactly 0.5 on the balanced persona sets)
-                sample, size = take_balanced(rows, settings.limit_per_dataset, settings.seed, _stratum)
-                chosen += sample
-                if size is not None and size != settings.limit_per_dataset:
-                    rounded[size] = rounded.get(size, 0) + 1
+                per_dataset.append(load_suite_file(path, suite, dataset))
                 relative = str(path.relative_to(root.parent))
                 files.append({"path": relative, "checksum": pins.get(relative)})
         unknown = [d for d in settings.datasets if d not in known]
@@ -193,9 +186,14 @@ class MWE(Experiment):
             raise AlignlabError(
                 f"unknown dataset(s) {', '.join(unknown)} in suite(s) {', '.join(settings.suites)}"
             )
+        chosen, notes = _sample_each(per_dataset, settings)
         chosen = take(chosen, limit, settings.seed)
-        warnings = list(located.warnings) + _rounding_notes(rounded, settings.limit_per_dataset)
-        return Items(chosen, files, warnings, facts={"datasets": len({i.dataset for i in chosen})})
+        return Items(
+            chosen,
+            files,
+            list(located.warnings) + notes,
+            facts={"datasets": len({i.dataset for i in chosen})},
+        )
 
     def task(self, item: BehaviorItem | PronounItem, condition: str, settings: MWESettings) -> Task:
         if isinstance(item, PronounItem):
@@ -422,21 +420,24 @@ def _own_files(source: DataSource, limit: int | None, settings: MWESettings) -> 
     names = [p.stem for p in paths]
     if len(set(names)) != len(names):
         raise AlignlabError(f"--data-file: two files share a name ({', '.join(names)}); each names a dataset")
-    chosen, rounded = [], {}
-    for path in paths:
-        rows = load_behavior_file(path, OWN_SUITE, path.stem)
-        sample, size = take_balanced(rows, settings.limit_per_dataset, settings.seed, _stratum)
-        chosen += sample
-        if size is not None and size != settings.limit_per_dataset:
-            rounded[size] = rounded.get(size, 0) + 1
+    chosen, notes = _sample_each([load_behavior_file(p, OWN_SUITE, p.stem) for p in paths], settings)
     chosen = take(chosen, limit, settings.seed)
-    warnings = _rounding_notes(rounded, settings.limit_per_dataset)
-    return Items(chosen, files, warnings, facts={"datasets": len({i.dataset for i in chosen})})
+    return Items(chosen, files, notes, facts={"datasets": len({i.dataset for i in chosen})})
 
 
-def _rounding_notes(rounded: dict[int, int], asked: int | None) -> list[str]:
-    """One line a sample size that --limit-per-dataset was rounded to, so the run says so (logged, and kept in
-    config.json's data_warnings)."""
+def _sample_each(per_dataset: list[list], settings: MWESettings) -> tuple[list, list[str]]:
+    """`--limit-per-dataset` items of each dataset, keeping its label balance (a model that always says " Yes"
+    scores the dataset's share of " Yes"-matching items: exactly 0.5 on the balanced persona sets), and one
+    line a sample size the limit was rounded to, so the run says so (logged, and kept in config.json's
+    data_warnings)."""
+    asked = settings.limit_per_dataset
+    chosen: list = []
+    rounded: dict[int, int] = {}  # sample size -> balanced datasets whose sample was rounded to it
+    for rows in per_dataset:
+        sample, size = take_balanced(rows, asked, settings.seed, _stratum)
+        chosen += sample
+        if size is not None and size != asked:
+            rounded[size] = rounded.get(size, 0) + 1
     notes = [
         f"--limit-per-dataset {asked}: {count} balanced dataset(s) sampled {size} items each, as many "
         f"matching ' Yes' (or '(A)') as not (an odd limit rounds down, at least one of each)"
@@ -444,7 +445,7 @@ def _rounding_notes(rounded: dict[int, int], asked: int | None) -> list[str]:
     ]
     for note in notes:
         log.warning("%s", note)
-    return notes
+    return chosen, notes
 
 
 def _root(paths) -> object:
