@@ -445,11 +445,12 @@ class GenerateEvals(Pipeline):
         return settings.behavior
 
     def identity_extra(self, settings: GenerateSettings, source) -> dict:
-        from alignlab.models.embeddings import Embedder
+        from alignlab.models.embeddings import DEFAULT_EMBEDDER, embedder_folder
 
-        return {
-            "embedder": Embedder(settings.embedder).name
-        }  # a missing embedding model fails before any work
+        embedder_folder(
+            settings.embedder
+        )  # a missing embedding model fails before any work; `run` loads it once
+        return {"embedder": settings.embedder or DEFAULT_EMBEDDER}
 
     def add_arguments(self, parser) -> None:
         text = "where the dataset is written (default: RUN/BEHAVIOR.jsonl)"
