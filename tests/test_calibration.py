@@ -25,7 +25,15 @@ from alignlab.errors import AlignlabError
 from alignlab.metrics import calibration as cal
 from alignlab.metrics.bootstrap import bootstrap_estimate, interval_from_resamples
 from alignlab.models.base import ScoreResult
-from alignlab.papers.self_knowledge.calibration import NONE_OF_THE_ABOVE, render, show
+from alignlab.papers.self_knowledge.calibration import (
+    NONE_OF_THE_ABOVE,
+    CalibrationSettings,
+    Proposal,
+    render,
+    render_true_false,
+    show,
+    true_false_scores,
+)
 
 needs_data = pytest.mark.skipif(not (DATA / "mmlu").is_dir(), reason="../shared/datasets not found")
 
@@ -233,6 +241,71 @@ def test_shuffled_and_nota_keep_the_answer_pointing_at_the_right_text():
     assert added.choices == (*q.choices, NONE_OF_THE_ABOVE) and added.answer == 2
 
 
+def test_nota_shows_the_papers_lower_case_none_of_the_above_in_place_of_the_last_option():
+    prompt = render(show(Q2, "nota", 0), [], "raw")
+    assert prompt == (
+        "Question: Which city is the capital of France?\nChoices:\n (A) Paris\n (B) Rome\n"
+        " (C) none of the above\nAnswer:"
+    )
+
+
+def test_the_true_false_prompt_is_the_papers_format_with_labelled_shots():
+    shot = Proposal(Q1, "3", False)
+    asked = Proposal(Q2, "Paris", True)
+    prompt = render_true_false(asked, [shot], "raw")
+    assert prompt == (
+        "Question: What is 2 + 2?\nProposed Answer: 3\nIs the proposed answer:\n (A) True\n (B) False\n"
+        "The proposed answer is: (B)\n\n"
+        "Question: Which city is the capital of France?\nProposed Answer: Paris\nIs the proposed answer:\n"
+        " (A) True\n (B) False\nThe proposed answer is:"
+    )
+    chat = render_true_false(asked, [shot], "chat")
+    assert chat.messages == (("user", prompt.rpartition("\n")[0]),)
+    assert chat.prefill == "The proposed answer is:"
+
+
+# --- the True/False metrics by hand -----------------------------------------------------------------------
+def _true_false_rows(pairs):
+    """Samples of the true-false condition with these (P(True) of the right, of the wrong answer) pairs."""
+    return [
+        {"id": f"q{i}", "task": "t", "p_true": list(pair), "truth": [True, False]}
+        for i, pair in enumerate(pairs)
+    ]
+
+
+def test_true_false_metrics_by_hand():
+    # right answers' P(True) .9 .6 .4, wrong answers' .2 .7 .1:
+    # predictions (P(True) > .5) right, right | right, wrong | wrong, right; confidences .9 .8 | .6 .7 | .6 .9
+    rows = _true_false_rows([(0.9, 0.2), (0.6, 0.7), (0.4, 0.1)])
+    m = true_false_scores(rows, CalibrationSettings(), seed=0, n_resamples=200)
+    assert (m["n"], m["questions"]) == (6, 3)
+    assert m["accuracy"]["value"] == pytest.approx(4 / 6)
+    assert m["mean_confidence"]["value"] == pytest.approx(4.5 / 6)
+    assert m["brier"]["value"] == pytest.approx((0.01 + 0.04 + 0.16 + 0.49 + 0.36 + 0.01) / 6)
+    # right above wrong: .9 over all three, .6 over .2 and .1, .4 over .2 and .1: 7 of 9 pairs
+    assert m["auroc"]["value"] == pytest.approx(7 / 9)
+    assert m["mean_p_true"]["right"]["value"] == pytest.approx(1.9 / 3)
+    assert m["mean_p_true"]["wrong"]["value"] == pytest.approx(1.0 / 3)
+    # 10 equal-mass bins over 6 predictions: each alone, ECE the mean |right - confidence|
+    gaps = [0.1, 0.2, 0.4, 0.7, 0.6, 0.1]
+    assert m["ece"]["value"] == pytest.approx(sum(gaps) / 6)
+    assert m["rms_ce"]["value"] == pytest.approx(math.sqrt(sum(g * g for g in gaps) / 6))
+    # one bin tells the top prediction (accuracy 4/6 at confidence 4.5/6) from P(True) against the truth
+    # (3/6 true at mean P(True) 2.9/6, which would give 0.1/6)
+    one_bin = true_false_scores(rows, CalibrationSettings(bins=1), seed=0, n_resamples=200)
+    assert one_bin["ece"]["value"] == pytest.approx(0.5 / 6)
+    assert one_bin["rms_ce"]["value"] == pytest.approx(0.5 / 6)
+    assert "brier_multiclass" not in m
+    assert m["accuracy"]["n"] == 3  # the bootstrap resamples questions
+
+
+def test_true_false_intervals_resample_questions_with_both_their_problems():
+    # every question has one problem right and one wrong: any resample of questions has accuracy 1/2
+    # (resampling the problems one by one would not)
+    m = true_false_scores(_true_false_rows([(0.9, 0.8)] * 12), CalibrationSettings(), seed=0, n_resamples=200)
+    assert m["accuracy"]["value"] == 0.5 and m["accuracy"]["ci"] == [0.5, 0.5]
+
+
 # --- runs with known answers ----------------------------------------------------------------------------
 class LetterBackend(StubBackend):
     """P(" (A)") = 0.7, the rest share 0.3: predicts A everywhere with confidence 0.7."""
@@ -307,12 +380,108 @@ def test_temperature_scaling_lowers_the_held_out_ece_of_an_overconfident_model(t
     assert t["nll_after"] < t["nll_before"]
 
 
-def _run_file(tmp_path, backend, data, conditions=("lettered",), shots=0, **settings):
+class Recording(StubBackend):
+    """The stub's hashed log-probabilities, keeping every scored request."""
+
+    def __init__(self, spec: str = "recording") -> None:
+        super().__init__(spec)
+        self.requests = []
+
+    def score(self, requests):
+        self.requests += requests
+        return super().score(requests)
+
+
+def _distinct_questions(tmp_path, n=12):
+    """Questions whose options name their question, so a proposed answer says where it came from."""
+    path = tmp_path / "distinct.jsonl"
+    rows = [
+        {"question": f"question {i}?", "choices": [f"q{i} option {k}" for k in range(4)], "answer": i % 4}
+        for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path, {r["question"]: r for r in rows}
+
+
+TRUE_FALSE_BLOCK = re.compile(
+    r"Question: (?P<question>.*)\nProposed Answer: (?P<answer>.*)\nIs the proposed answer:\n"
+    r" \(A\) True\n \(B\) False\nThe proposed answer is:(?P<label>.*)"
+)
+
+
+def test_true_false_asks_the_right_and_one_wrong_answer_of_each_question(tmp_path):
+    data, rows = _distinct_questions(tmp_path)
+    backend = Recording()
+    result = _run_file(tmp_path, backend, data, conditions=("true-false",), shots=3, seed=7)
+    samples = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 12 and len(backend.requests) == 24  # two problems per question
+    asked = {}
+    for request in backend.requests:
+        assert request.continuations == (" (A)", " (B)")
+        *shots, problem = [TRUE_FALSE_BLOCK.fullmatch(b) for b in request.prompt.split("\n\n")]
+        assert problem and problem["label"] == "" and len(shots) == 3
+        asked.setdefault(problem["question"], []).append((problem["answer"], [s.groups() for s in shots]))
+        for shot in shots:  # each example's label says whether its proposed answer is its question's answer
+            row = rows[shot["question"]]
+            assert shot["question"] != problem["question"] and shot["answer"] in row["choices"]
+            right = shot["answer"] == row["choices"][row["answer"]]
+            assert shot["label"] == (" (A)" if right else " (B)")
+    for s in samples:
+        row = rows[s["question"]]
+        right, wrong = s["proposed"]
+        assert s["truth"] == [True, False] and right == row["choices"][row["answer"]]
+        assert wrong in row["choices"] and wrong != right
+        (first, shots_a), (second, shots_b) = asked[s["question"]]
+        assert {first, second} == {right, wrong} and shots_a == shots_b  # the same examples for both
+        for p_true, (a, b) in zip(s["p_true"], s["logprobs"], strict=True):
+            assert p_true == pytest.approx(math.exp(a) / (math.exp(a) + math.exp(b)))
+    shown = [t for s in samples for t in s["shots_true"]]
+    assert 0 < sum(shown) < len(shown)  # examples both true and false
+    m = result.metrics["conditions"]["true-false"]
+    assert (m["n"], m["questions"]) == (24, 12) and "brier_multiclass" not in m
+    assert m["temperature"]["fit_n"] == 12 and m["temperature"]["test_n"] == 12
+
+    def proposed(seed, name):
+        _run_file(tmp_path, StubBackend("s"), data, conditions=("true-false",), shots=3, seed=seed, out=name)
+        lines = (tmp_path / name / "samples.jsonl").read_text().splitlines()
+        return {(x := json.loads(line))["id"]: (x["proposed"], x["shots"], x["shots_true"]) for line in lines}
+
+    again = proposed(7, "again")
+    assert again == {s["id"]: (s["proposed"], s["shots"], s["shots_true"]) for s in samples}
+    assert proposed(8, "other") != again
+
+
+def test_a_report_and_summary_of_a_true_false_run_show_what_it_has(tmp_path):
+    from alignlab.cli import summary_table
+    from alignlab.experiments import get
+    from alignlab.papers.self_knowledge.calibration_report import binned_points
+    from alignlab.report import write_report
+
+    data, _ = _distinct_questions(tmp_path, 8)
+    result = _run_file(
+        tmp_path, LetterBackend("letters"), data, conditions=("lettered", "true-false"), shots=1
+    )
+    samples = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    probs, truth = binned_points([s for s in samples if s["condition"] == "true-false"])
+    # LetterBackend puts 0.7 on " (A)": P(True) 0.7 for every problem, half of them right
+    assert probs == pytest.approx([0.7] * 16) and sum(truth) == 8
+    table = summary_table(get("calibration"), [result])
+    assert list(table.columns[0].cells) == ["lettered", "true-false"]
+    assert list(table.columns[1].cells) == ["8", "16"]  # questions; problems
+    brier_multiclass = next(c for c in table.columns if c.header == "Brier (all options)")
+    assert list(brier_multiclass.cells)[1] == "n/a"
+    out = tmp_path / "report.html"
+    write_report(tmp_path, out)
+    html = out.read_text()
+    assert "true-false" in html and "P(True) of every proposed answer" in html
+
+
+def _run_file(tmp_path, backend, data, conditions=("lettered",), shots=0, out="run", **settings):
     """Calibration on `backend` over the question file `data` (as --data-file), into tmp_path/run."""
     return run_stubbed(
         "calibration",
         backend,
-        tmp_path / "run",
+        tmp_path / out,
         data_files=(data,),
         conditions=conditions,
         shots=shots,

@@ -24,7 +24,7 @@ from alignlab.papers.self_knowledge.grading import (
     normalise,
     triviaqa_correct,
 )
-from alignlab.papers.self_knowledge.p_true import judge_prompt
+from alignlab.papers.self_knowledge.p_true import A5_BRAINSTORM, A5_SINGLE, judged_question
 
 needs_data = pytest.mark.skipif(not (DATA / "triviaqa").is_dir(), reason="../shared/datasets not found")
 
@@ -110,6 +110,11 @@ def test_the_open_ended_datasets_load_every_row():
     lambada = load_lambada(DATA / "lambada" / "lambada_openai.jsonl")
     assert len(lambada) == 5153 and lambada[0].golds == ("signs",)
     assert lambada[0].passage.endswith("I don't care about")
+    # App. A.7's fill-in-the-blank form
+    assert lambada[0].question.startswith(
+        "Please complete the following passage by filling in the blank:\nIn my"
+    )
+    assert lambada[0].question.endswith("I don't care about ____. ->")
 
 
 def test_a_malformed_row_names_file_and_line(tmp_path):
@@ -139,20 +144,21 @@ def test_the_judge_prompts_are_the_papers():
         "X",
     ]
     q = "Who was the third president of the United States?"
-    assert judge_prompt(q, answers, 1, "single") == (
+    assert judged_question(q, answers, 1, "single") == (
         "Question: Who was the third president of the United States?\nProposed Answer: Thomas Jefferson\n"
         "Is the proposed answer:\n (A) True\n (B) False\nThe proposed answer is:"
     )
-    assert judge_prompt(q, answers, 0, "brainstorm") == (
+    # the ideas joined by a newline and a space, as App. A.5 writes them
+    assert judged_question(q, answers, 0, "brainstorm") == (
         "Question: Who was the third president of the United States?\n"
-        "Here are some brainstormed ideas: James Monroe\nThomas Jefferson\nJohn Adams\nThomas Jefferson\n"
-        "George Washington\nPossible Answer: James Monroe\nIs the possible answer:\n (A) True\n (B) False\n"
+        "Here are some brainstormed ideas: James Monroe\n Thomas Jefferson\n John Adams\n Thomas Jefferson\n"
+        " George Washington\nPossible Answer: James Monroe\nIs the possible answer:\n (A) True\n (B) False\n"
         "The possible answer is:"
     )
-    sixth = judge_prompt(q, answers, 5, "brainstorm")
+    sixth = judged_question(q, answers, 5, "brainstorm")
     # a judged answer past the first five takes the fifth idea's place
     assert (
-        "ideas: James Monroe\nThomas Jefferson\nJohn Adams\nThomas Jefferson\nX\nPossible Answer: X\n"
+        "ideas: James Monroe\n Thomas Jefferson\n John Adams\n Thomas Jefferson\n X\nPossible Answer: X\n"
         in sixth
     )
 
@@ -178,7 +184,7 @@ class Oracle(StubBackend):
         out = []
         for r in requests:
             last = r.prompt.rsplit("\n\n", 1)[-1]
-            if last.startswith("Question: "):
+            if last.startswith("Question: What is"):
                 value = _value(last)
                 out.append(GenerateResult(f" {value if _knows(last) else value + 1}", "stop"))
             else:
@@ -189,8 +195,9 @@ class Oracle(StubBackend):
         self.calls["score"] += len(requests)
         out = []
         for r in requests:
-            question = re.search(r"Question: (.*?)\n", r.prompt).group(1)
-            answer = re.search(r"(?:Proposed|Possible) Answer: (.*)\n", r.prompt).group(1)
+            judged = r.prompt.rsplit("\n\n", 1)[-1]  # the judged question, after any examples
+            question = re.search(r"Question: (.*?)\n", judged).group(1)
+            answer = re.search(r"(?:Proposed|Possible) Answer: (.*)\n", judged).group(1)
             right = answer.strip() == str(_value(question))
             p = 0.9 if right else 0.2
             out.append(ScoreResult([math.log(p), math.log(1 - p)], [1, 1]))
@@ -210,7 +217,9 @@ def test_p_true_of_a_model_that_knows_its_right_answers(tmp_path):
         "p-true", backend, tmp_path / "p-true", 30, tasks=("arithmetic",), samples=3, shots=2
     )
     samples = [json.loads(line) for line in (tmp_path / "p-true" / "samples.jsonl").read_text().splitlines()]
-    for condition in ("single", "brainstorm"):
+    defaults = ("single", "brainstorm", "brainstorm-20shot")
+    assert set(result.metrics["conditions"]) == set(defaults)
+    for condition in defaults:
         mine = [s for s in samples if s["condition"] == condition]
         assert len(mine) == 30 and all(len(s["answers"]) == 3 for s in mine)
         right = sum(sum(s["correct"]) for s in mine)
@@ -224,12 +233,18 @@ def test_p_true_of_a_model_that_knows_its_right_answers(tmp_path):
         assert m["kept_accuracy"]["value"] == pytest.approx(1.0)
         assert m["kept_share"]["value"] == pytest.approx(right / 90)
         assert m["brier"]["value"] == pytest.approx((right * 0.01 + (90 - right) * 0.04) / 90)
-    brainstorm = next(s for s in samples if s["condition"] == "brainstorm")
-    assert "Here are some brainstormed ideas: " in brainstorm["judge_prompt"]
-    # both conditions judge the same K answers (same seeds; identical requests in a batch run once)
+    first = {s["condition"]: s for s in samples}
+    # App. A.5's six examples, then the judged question; 20 answered arithmetic questions (all of a pool of 20)
+    assert first["single"]["judge_prompt"].startswith(A5_SINGLE + "\n\nQuestion: What is")
+    assert first["brainstorm"]["judge_prompt"].startswith(A5_BRAINSTORM + "\n\nQuestion: What is")
+    assert all(s["judge_shots_used"] == (20 if s["condition"] == "brainstorm-20shot" else 6) for s in samples)
+    assert result.metrics["conditions"]["brainstorm-20shot"]["judge_shots_used"] == 20
+    # every condition judges the same K answers (same seeds; identical requests in a batch run once)
     answers = {(s["id"], s["condition"]): s["answers"] for s in samples}
-    assert all(answers[(i, "single")] == answers[(i, "brainstorm")] for i, _ in answers)
-    assert backend.calls["generate"] <= 180
+    assert all(answers[(i, "single")] == answers[(i, c)] for i, c in answers)
+    # no response cache here, so repeats of the shot questions' answers across batches are not shared
+    # (test_p_true_prompts.py counts them with one)
+    assert backend.calls["generate"] <= 30 * 3 * 3 + 30 * 20 * 3
     assert (tmp_path / "p-true" / "p_true.png").stat().st_size > 1000
 
 
@@ -244,7 +259,14 @@ def test_the_same_seed_samples_the_same_answers_for_p_true_and_p_ik(tmp_path):
         conditions=("single",),
     )
     b = run_stubbed(
-        "p-ik", Oracle("o"), tmp_path / "p-ik", 4, tasks=("arithmetic",), train_task="arithmetic", samples=2
+        "p-ik",
+        Oracle("o"),
+        tmp_path / "p-ik",
+        4,
+        tasks=("arithmetic",),
+        train_tasks=("arithmetic",),
+        samples=2,
+        conditions=("probe",),
     )
     assert a and b
     read = {
@@ -265,7 +287,7 @@ def test_a_p_ik_probe_learns_what_the_features_know_and_predicts_from_the_cli(tm
         tmp_path / "p-ik",
         60,
         tasks=("arithmetic", "lambada"),
-        train_task="arithmetic",
+        train_tasks=("arithmetic",),
         samples=2,
         shots=1,
     )

@@ -132,11 +132,17 @@ def _run(
     )
     run_log.attach(folder.path)
     done = samples_log.done()
-    tasks = {}
-    for condition in settings.conditions:
-        for item, item_id in zip(loaded.items, ids, strict=True):
-            if (item_id, condition) not in done:
-                tasks[(item_id, condition)] = experiment.task(item, condition, settings)
+    asked = [
+        (item, item_id, condition)
+        for condition in settings.conditions
+        for item, item_id in zip(loaded.items, ids, strict=True)
+        if experiment.applies(item, condition, settings)
+    ]
+    tasks = {
+        (item_id, condition): experiment.task(item, condition, settings)
+        for item, item_id, condition in asked
+        if (item_id, condition) not in done
+    }
     if resumed:
         log.info("resuming %s: %d samples done, %d to go", opts.out, len(done), len(tasks))
 
@@ -150,7 +156,7 @@ def _run(
         if opts.backend is None and opts.executor == "ray":
             backend.close()  # its workers hold a CPU each in the cluster until killed
 
-    samples = _complete_samples(samples_log, ids, settings.conditions)
+    samples = _complete_samples(samples_log, {(item_id, c) for _, item_id, c in asked})
     samples.sort(key=experiment.sample_order)  # file order depends on batching and resumes; scores must not
     metrics = {
         "experiment": experiment.name,
@@ -305,8 +311,8 @@ def metric_at(metrics: dict, path: str):
     return value
 
 
-def _complete_samples(samples_log, ids: list[str], conditions) -> list[dict]:
-    """Every (item, condition) exactly once, or an error: never score a run with holes or repeats."""
+def _complete_samples(samples_log, expected: set[tuple[str, str]]) -> list[dict]:
+    """Every (item, condition) asked exactly once, or an error: never score a run with holes or repeats."""
     samples = list(samples_log.read())
     seen: set[tuple[str, str]] = set()
     for sample in samples:
@@ -314,7 +320,6 @@ def _complete_samples(samples_log, ids: list[str], conditions) -> list[dict]:
         if key in seen:
             raise AlignlabError(f"{samples_log.path}: sample {key} appears twice")
         seen.add(key)
-    expected = {(item_id, c) for item_id in ids for c in conditions}
     if seen != expected:
         missing = len(expected - seen)
         extra = len(seen - expected)

@@ -23,7 +23,7 @@ class OpenQuestion:
     question: str  # what "Question:" shows
     golds: tuple[str, ...]  # aliases (TriviaQA), the final number (GSM8K, arithmetic), the word (LAMBADA)
     worked: str = ""  # a full answer for few-shot examples (GSM8K's worked solution); else golds[0]
-    passage: str = ""  # LAMBADA: the passage the model continues
+    passage: str = ""  # LAMBADA: the passage without its last word
 
 
 def _text(row: dict, key: str, where: str) -> str:
@@ -67,8 +67,10 @@ def load_gsm8k(path: Path) -> list[OpenQuestion]:
     return questions
 
 
-# The question P(True) asks about a LAMBADA passage (the paper's wording for LAMBADA is not known: [M]).
-LAMBADA_QUESTION = "What is the last word of this passage? {passage}"
+# Kadavath et al. 2022 App. A.7 (LAMBADA, 10-shot): "Question: Please complete the following passage by
+# filling in the blank:" then the passage, its last word a blank followed by ". ->" (both of the paper's
+# examples end "____. ->"), then "Answer: <word>". The line break after "blank:" is the paper's.
+LAMBADA_QUESTION = "Please complete the following passage by filling in the blank:\n{passage} ____. ->"
 
 
 def load_lambada(path: Path) -> list[OpenQuestion]:
@@ -81,7 +83,7 @@ def load_lambada(path: Path) -> list[OpenQuestion]:
             OpenQuestion(
                 f"lambada/{n}",
                 "lambada",
-                LAMBADA_QUESTION.format(passage=passage + " ..."),
+                LAMBADA_QUESTION.format(passage=passage),
                 (word.strip(),),
                 passage=passage,
             )

@@ -1,6 +1,6 @@
 """The experiment protocol: what one experiment declares, so that one runner, one CLI and one report serve all.
 
-An experiment is one module under `alignlab/experiments/` (or any module named in ALIGNLAB_PLUGINS, or an
+An experiment is one module of a paper's package under `alignlab/papers/` (or any module named in ALIGNLAB_PLUGINS, or an
 `alignlab.experiments` entry point) that subclasses `Experiment` and calls `register()`:
 
     class Toy(Experiment):
@@ -21,7 +21,7 @@ An experiment is one module under `alignlab/experiments/` (or any module named i
 
 The runner (alignlab.evaluate) does the rest for every experiment alike: checks before the model loads, the
 run folder's identity and resume, the engine, exactly-once samples, metrics, figures, model ladders and
-the report. Settings are a dataclass (`Settings` or a subclass); each extra field the CLI should set is an
+the report. A condition that asks about some items only says which through `applies`. Settings are a dataclass (`Settings` or a subclass); each extra field the CLI should set is an
 `Option`.
 """
 
@@ -142,6 +142,10 @@ class Experiment:
         """The run's items. Override this instead of `load` when which items a run takes depends on its
         settings (e.g. the tasks an option selects)."""
         return self.load(source, limit, settings.seed)
+
+    def applies(self, item, condition: str, settings: Settings) -> bool:
+        """Whether `condition` asks about `item` (every item by default; e.g. a condition about one task)."""
+        return True
 
     def request_kinds(self, settings: Settings) -> set[str]:
         """Scores, and generation when a chosen condition samples a chain of thought (named "...cot")."""

@@ -1,41 +1,52 @@
-"""P(IK): can a probe on the model's hidden state, reading the question alone, tell whether the model will
-answer it right? (Kadavath et al. 2022 §5, arXiv:2207.05221)
+"""P(IK): can a probe on the model's hidden state, reading the question before any answer, tell whether the
+model will answer it right? (Kadavath et al. 2022 §5, arXiv:2207.05221)
 
-Ground truth (§5, App. A.6 [V]): the fraction of the question's K answers sampled at T=1 that are right
-(`_self_eval`: the same answers, seeds and graders as P(True), so the response cache shares them).
-Features: the hidden state of the last token of "Question: ...\\nAnswer:" (the question alone; LAMBADA:
-the passage), at `--layer` (default the last), through the backend's features request. The paper trains
-a value head with the whole model; here a logistic-regression probe (scikit-learn) stands in for it, on
-standardised features, trained on the soft target as the paper does (a question with fraction f counts as
-"knows" with weight f and "does not know" with weight 1 - f, App. A.6), its L2 strength chosen by 5-fold
-cross-validation (weighted log loss) with each question's two rows in the same fold.
+Ground truth (§5, App. A.6 [V]): the fraction of the question's answers sampled at T=1 that are right, 30
+per question as the paper (`--samples`; `self_eval`: the same answers, seeds and graders as P(True), so the
+response cache shares them). Input (§5.1 [V]: "datapoints of the form (Few-Shot Prompt + Question, Ground
+Truth Label)"): the answer prompt itself, 10 answered examples of the task then "Question: ...\nAnswer:"
+(App. A.7), read at its last token (Fig. 3), at `--layer` (default the last), through the backend's
+features request; `--probe-input question` reads the bare question instead (§1 says P(IK) "was only trained
+on bare questions"; this project's earlier input). The paper fine-tunes the whole model with a value head;
+a logistic-regression probe (`p_ik_probe`) stands in for it [D], trained on the paper's soft target.
 
-It trains on a seeded `--train-share` of the `--train-task` questions (TriviaQA, as the paper) and is
-tested on the rest of them (in distribution) and on every other task (out of distribution). Metrics per
-test set, 95% bootstrap intervals over questions: AUROC and Brier score of P(IK) against the ground truth
-binarised at 0.5 (Table 1's convention), ECE (10 equal-count bins, bias-corrected interval), and the mean
-P(IK) against the mean fraction right. The probe is saved as `probe.json` in the run folder (plain numbers,
-no pickle) and `alignlab p-ik predict --probe DIR --model M "question"` applies it to new questions.
+It trains on a seeded `--train-share` of each `--train-tasks` task (TriviaQA alone by default, as the paper's
+main runs; "triviaqa,lambada,arithmetic" is Table 1's second column without function synthesis) and is tested
+on the rest of them (in distribution) and on every other task (out of distribution). Leave-one-task-out
+(`leave_one_out`): for each task of the run, a probe trained on the other tasks' train shares and tested on
+all of it, as Table 1's "all tasks except GSM8K" column does for GSM8K. Metrics per test set, 95% bootstrap
+intervals over questions: AUROC and Brier score against the ground truth binarised at 0.5 (Table 1's
+convention), ECE (10 equal-count bins, bias-corrected interval), and the mean P(IK) against the mean
+fraction right.
+
+Conditions `source` (§5.3, TriviaQA) and `hints` (§5.4, GSM8K) read the trained probe on the same questions
+with more in the context (`p_ik_context`). The probe is saved as `probe.json` in the run folder (plain
+numbers, no pickle) and `alignlab p-ik predict --probe DIR --model M "question"` applies it to new questions.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from alignlab.engine.runner import Task
 from alignlab.errors import AlignlabError
 from alignlab.experiments import register
 from alignlab.experiments.base import Option
-from alignlab.metrics import calibration as cal
-from alignlab.metrics.bootstrap import bootstrap_estimate
 from alignlab.models.base import FeaturesRequest
-from alignlab.option_types import existing_path, integer, number_in
+from alignlab.option_types import existing_path, integer, names_from, number_in, whole_number
+from alignlab.papers.self_knowledge.p_ik_context import (
+    BACKGROUND,
+    HINTED,
+    STAND_IN,
+    context_effects,
+    hint_variants,
+    load_materials,
+    source_variants,
+)
+from alignlab.papers.self_knowledge.p_ik_probe import Probe, probe_scores, split
 from alignlab.papers.self_knowledge.self_eval import (
     ANSWER,
     OPTIONS,
@@ -44,53 +55,68 @@ from alignlab.papers.self_knowledge.self_eval import (
     SelfEvalSettings,
     graded,
     sample_requests,
+    shot_examples,
+    with_examples,
 )
 
-CONDITIONS = ("probe",)
-QUESTION_ONLY = "Question: {question}\nAnswer:"  # §5: the value head reads the question alone
-PROBE_FORMAT = "alignlab-p-ik-probe/1"
-CS = tuple(float(c) for c in np.logspace(-4, 2, 13))  # the L2 strengths (1/C) cross-validation chooses from
+CONDITIONS = ("probe", "source", "hints")
+CONTEXT_TASKS = {"source": "triviaqa", "hints": "gsm8k"}  # the task each context condition reads
+QUESTION_ONLY = "Question: {question}\nAnswer:"  # App. A.7's format, the question's own block
+PROBE_INPUTS = ("prompt", "question")
+TASK_NAMES = ("triviaqa", "gsm8k", "lambada", "arithmetic")
 
 
 @dataclass(frozen=True)
 class PIKSettings(SelfEvalSettings):
-    samples: int = 10
-    train_task: str = "triviaqa"
+    samples: int = 30  # §5, App. A.6: 30 answers per question
+    train_tasks: tuple[str, ...] = ("triviaqa",)
     train_share: float = 0.5
     layer: int = -1
+    probe_input: str = "prompt"
+    sources: str = ""  # a jsonl of {"question", "material"}: the source condition's articles
+    source_max_chars: int = 28_000  # the paper cuts articles at 7,000 tokens; about 4 characters a token
 
 
-def features_prompt(item: SelfEvalItem) -> str:
-    question = item.question
-    return (
-        question.passage if question.task == "lambada" else QUESTION_ONLY.format(question=question.question)
-    )
+@dataclass(frozen=True)
+class SourcedItem(SelfEvalItem):
+    """An item of a run with `--sources`: every question's material, by question (shared by all items)."""
+
+    materials: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+def probe_prompt(item: SelfEvalItem, settings: PIKSettings, block: str | None = None) -> str:
+    """What the probe reads: the answer prompt's examples (unless `--probe-input question`), then `block`
+    (default the question's own "Question: ...\nAnswer:")."""
+    block = block or QUESTION_ONLY.format(question=item.question.question)
+    if settings.probe_input == "question":
+        return block
+    return with_examples(shot_examples(item, settings.shots, settings.seed), block)
 
 
 class PIK(SelfEvalExperiment):
     name = "p-ik"
     help = "P(IK): a probe on the question's hidden state predicts whether the model knows (Kadavath et al. 2022)"
     description = (
-        "Ground truth: the share of K answers sampled at T=1 that are right; a logistic-regression probe on the "
-        "hidden state of the question alone, trained on TriviaQA and tested in and out of distribution "
-        "(GSM8K, LAMBADA, arithmetic) (Kadavath et al. 2022 §5)."
+        "Ground truth: the share of 30 answers sampled at T=1 that are right; a logistic-regression probe on the "
+        "hidden state of the few-shot prompt and question, trained on TriviaQA and tested in and out of "
+        "distribution (GSM8K, LAMBADA, arithmetic) and task by task left out; then read with source material "
+        "and with hints in the context (Kadavath et al. 2022 §5)."
     )
     conditions = CONDITIONS
     settings_class = PIKSettings
     options = (
         *OPTIONS,
         Option(
-            "--train-task",
-            "train_task",
-            str,
-            "the task the probe trains on",
-            ("triviaqa", "gsm8k", "lambada", "arithmetic"),
+            "--train-tasks",
+            "train_tasks",
+            names_from(TASK_NAMES),
+            "comma-separated tasks the probe trains on (a share of each; the rest of them is held out)",
         ),
         Option(
             "--train-share",
             "train_share",
             number_in(0, 1, "a share", open_ends=True),
-            "share of the train task's questions the probe trains on",
+            "share of each train task's questions the probe trains on",
         ),
         Option(
             "--layer",
@@ -98,73 +124,172 @@ class PIK(SelfEvalExperiment):
             integer("a layer number (negative counts from the top)"),
             "hidden-state layer the probe reads (-1: the last)",
         ),
+        Option(
+            "--probe-input",
+            "probe_input",
+            str,
+            "what the probe reads: the few-shot prompt and question (the paper's), or the question alone",
+            PROBE_INPUTS,
+        ),
+        Option(
+            "--sources",
+            "sources",
+            lambda text: str(existing_path(text)),
+            'source material for the source condition: jsonl rows {"question", "material"} (default: a '
+            "sentence stating the answer)",
+        ),
+        Option(
+            "--source-max-chars",
+            "source_max_chars",
+            whole_number(1),
+            "source material is cut at this many characters",
+        ),
     )
-    prompts = {"ANSWER": ANSWER, "QUESTION_ONLY": QUESTION_ONLY}
+    prompts = {
+        "ANSWER": ANSWER,
+        "QUESTION_ONLY": QUESTION_ONLY,
+        "BACKGROUND": BACKGROUND,
+        "STAND_IN": STAND_IN,
+        "HINTED": HINTED,
+    }
     columns = (
         ("auroc", "AUROC (held out)"),
         ("brier", "Brier"),
         ("ece", "ECE"),
         ("mean_fraction", "share right"),
+        ("gain.relevant", "P(IK) gain, source"),
+        ("gain.good-1", "P(IK) gain, full hint"),
     )
 
     def request_kinds(self, settings) -> set[str]:
         return {"generate", "features"}
 
     def tasks(self, settings: PIKSettings) -> tuple[str, ...]:
-        return tuple(dict.fromkeys((settings.train_task, *settings.tasks)))  # the train task always
+        return tuple(dict.fromkeys((*settings.train_tasks, *settings.tasks)))  # the train tasks always
+
+    def items(self, source, limit, settings: PIKSettings):
+        if "probe" not in settings.conditions:
+            raise AlignlabError(
+                "p-ik: the source and hints conditions read the probe that 'probe' trains: add it"
+            )
+        items = super().items(source, limit, settings)
+        if settings.sources:
+            from alignlab.checksums import sha256_file
+
+            path = Path(settings.sources)
+            if not path.is_file():
+                raise AlignlabError(f"--sources: file not found: {path}")
+            materials = load_materials(path)
+            items.files.append({"path": str(path), "checksum": f"sha256:{sha256_file(path)}"})
+            items.facts["source_questions"] = sum(
+                it.question.task == "triviaqa" and it.question.question in materials for it in items.items
+            )
+            items.items = [SourcedItem(it.question, it.pool, materials) for it in items.items]
+        return items
+
+    def applies(self, item: SelfEvalItem, condition: str, settings: PIKSettings) -> bool:
+        if condition == "probe":
+            return True
+        if item.question.task != CONTEXT_TASKS[condition]:
+            return False
+        # with --sources, the questions that have an article
+        return condition != "source" or not settings.sources or item.question.question in item.materials
 
     def task(self, item: SelfEvalItem, condition: str, settings: PIKSettings) -> Task:
+        if condition == "probe":
+            return self._probe_task(item, settings)
+        return self._context_task(item, condition, settings)
+
+    def _probe_task(self, item: SelfEvalItem, settings: PIKSettings) -> Task:
         results = yield sample_requests(item, settings)
         answers, correct = graded(item, results)
-        features = yield FeaturesRequest(prompt=features_prompt(item), layer=settings.layer)
+        prompt = probe_prompt(item, settings)
+        features = yield FeaturesRequest(prompt=prompt, layer=settings.layer)
         return {
             "id": item.id,
-            "condition": condition,
+            "condition": "probe",
             "task": item.question.task,
             "question": item.question.question,
             "golds": list(item.question.golds[:10]),
             "answers": answers,
             "correct": correct,
             "fraction_right": sum(correct) / len(correct),
-            "features": [float(f"{x:.7g}") for x in features.vector],  # float32 precision
+            "features_prompt": prompt,
+            "features": _stored(features.vector),
+        }
+
+    def _context_task(self, item: SelfEvalItem, condition: str, settings: PIKSettings) -> Task:
+        question = item.question
+        if condition == "source":
+            materials = getattr(item, "materials", None)
+            material = source_variants(
+                question, item.pool, settings.seed, materials, settings.source_max_chars
+            )
+            blocks = {
+                name: BACKGROUND.format(material=text, question=question.question)
+                for name, text in material.items()
+            }
+        else:  # the model's own wrong solutions are among the hints: the probe's samples (cached)
+            answers, correct = graded(item, (yield sample_requests(item, settings)))
+            hints = hint_variants(question, item.pool, answers, correct, settings.seed)
+            blocks = {
+                name: HINTED.format(question=question.question, hint=text) for name, text in hints.items()
+            }
+        prompts = {name: probe_prompt(item, settings, block) for name, block in blocks.items()}
+        read = yield [FeaturesRequest(prompt=p, layer=settings.layer) for p in prompts.values()]
+        return {
+            "id": item.id,
+            "condition": condition,
+            "task": question.task,
+            "question": question.question,
+            "context": blocks,
+            "variants": {name: _stored(r.vector) for name, r in zip(prompts, read, strict=True)},
         }
 
     def metrics(self, samples: list[dict], settings: PIKSettings, seed: int, n_resamples: int) -> dict:
         rows = [s for s in samples if s["condition"] == "probe"]
-        train, held_out = split(rows, settings, seed)
+        train, held_out = split(rows, settings.train_tasks, settings.train_share, seed)
         if not train:
-            raise AlignlabError(f"p-ik: no {settings.train_task} questions to train the probe on")
+            raise AlignlabError(f"p-ik: no {','.join(settings.train_tasks)} questions to train the probe on")
         probe = Probe.fit(train)
-        sets = {f"{settings.train_task} (held out)": held_out}
+        sets = {f"{task} (held out)": rest for task, rest in held_out.items()}
         sets |= {
-            t: [s for s in rows if s["task"] == t]
-            for t in sorted({s["task"] for s in rows})
-            if t != settings.train_task
+            t: [s for s in rows if s["task"] == t] for t in _tasks_of(rows) if t not in settings.train_tasks
         }
         by_task = {
             name: probe_scores(probe, members, seed, n_resamples) for name, members in sets.items() if members
         }
-        body = dict(by_task.get(f"{settings.train_task} (held out)", {"n": 0}))
+        in_distribution = [s for rest in held_out.values() for s in rest]
+        body = probe_scores(probe, in_distribution, seed, n_resamples) if in_distribution else {"n": 0}
         body["probe"] = {
             "C": probe.c,
             "train_questions": len(train),
             "layer": settings.layer,
-            "train_task": settings.train_task,
+            "train_tasks": list(settings.train_tasks),
+            "input": settings.probe_input,
         }
         body["by_task"] = by_task
-        return {"probe": body}
+        body["leave_one_out"] = leave_one_out(rows, settings, seed, n_resamples)
+        out = {"probe": body}
+        base = {s["id"]: s["features"] for s in rows}
+        for condition in settings.conditions:
+            if condition != "probe":
+                mine = [s for s in samples if s["condition"] == condition]
+                out[condition] = context_effects(probe, base, mine, seed, n_resamples)
+        return out
 
     def artifacts(
         self, metrics: dict, samples: list[dict], settings: PIKSettings, folder: Path
     ) -> list[Path]:
         from alignlab.atomic import write_text_atomic
 
-        train, _ = split([s for s in samples if s["condition"] == "probe"], settings, settings.seed)
+        rows = [s for s in samples if s["condition"] == "probe"]
+        train, _ = split(rows, settings.train_tasks, settings.train_share, settings.seed)
         if not train:
             return []
         probe = Probe.fit(train, c=metrics["probe"]["probe"]["C"])  # the penalty `metrics` cross-validated
         path = folder / "probe.json"
-        write_text_atomic(path, json.dumps(probe.to_json(settings)))
+        write_text_atomic(path, json.dumps(probe.to_json(**probe_input_of(train[0], settings))))
         return [path]
 
     def add_commands(self, subparsers) -> None:
@@ -184,110 +309,40 @@ class PIK(SelfEvalExperiment):
         return section(self.description)
 
 
-# --- the probe ------------------------------------------------------------------------------------
-def split(rows: list[dict], settings: PIKSettings, seed: int) -> tuple[list[dict], list[dict]]:
-    """The train task's questions in a seeded order: the first `train_share` train, the rest are held out."""
-    mine = sorted(
-        (s for s in rows if s["task"] == settings.train_task),
-        key=lambda s: hashlib.sha256(f"{seed}|{s['id']}|p-ik split".encode()).digest(),
-    )
-    cut = int(round(settings.train_share * len(mine)))
-    return mine[:cut], mine[cut:]
+def _stored(vector) -> list[float]:
+    return [float(f"{x:.7g}") for x in vector]  # float32 precision
 
 
-@dataclass(frozen=True)
-class Probe:
-    mean: np.ndarray
-    scale: np.ndarray
-    coef: np.ndarray
-    intercept: float
-    c: float
-
-    @classmethod
-    def fit(cls, rows: list[dict], c: float | None = None) -> Probe:
-        """Fitted on `rows`; its penalty `c` chosen by grouped cross-validation unless given."""
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.metrics import log_loss
-        from sklearn.model_selection import GroupKFold
-
-        x = np.array([s["features"] for s in rows], dtype=float)
-        f = np.array([s["fraction_right"] for s in rows], dtype=float)
-        mean, scale = x.mean(0), x.std(0)
-        scale[scale == 0] = 1.0
-        z = (x - mean) / scale
-        # each question twice: "knows" with weight f, "does not" with weight 1 - f (the soft target)
-        z2, y2, w2 = np.vstack([z, z]), np.r_[np.ones(len(z)), np.zeros(len(z))], np.r_[f, 1 - f]
-        w2 = w2 + 1e-9  # both labels present even when every question has the same outcome
-        groups = np.r_[np.arange(len(z)), np.arange(len(z))]
-
-        def model(c):
-            return LogisticRegression(C=c, max_iter=2000)
-
-        folds = min(5, len(z))
-        if c is None and folds < 2:
-            c = 1e-2  # too few questions to cross-validate: a strong penalty
-        if c is None:
-            losses = {}
-            for candidate in CS:
-                total = 0.0
-                for train, test in GroupKFold(folds).split(z2, y2, groups):
-                    fitted = model(candidate).fit(z2[train], y2[train], sample_weight=w2[train])
-                    p = fitted.predict_proba(z2[test])[:, 1]
-                    total += log_loss(y2[test], p, sample_weight=w2[test], labels=[0, 1]) * w2[test].sum()
-                losses[candidate] = total
-            c = min(CS, key=lambda candidate: (losses[candidate], candidate))  # ties: the stronger penalty
-        fitted = model(c).fit(z2, y2, sample_weight=w2)
-        return cls(mean, scale, fitted.coef_[0].copy(), float(fitted.intercept_[0]), float(c))
-
-    def predict(self, features) -> np.ndarray:
-        z = (np.asarray(features, dtype=float) - self.mean) / self.scale
-        return 1.0 / (1.0 + np.exp(-(z @ self.coef + self.intercept)))
-
-    def to_json(self, settings: PIKSettings) -> dict:
-        return {
-            "format": PROBE_FORMAT,
-            "layer": settings.layer,
-            "prompt": QUESTION_ONLY,
-            "train_task": settings.train_task,
-            "C": self.c,
-            "mean": self.mean.tolist(),
-            "scale": self.scale.tolist(),
-            "coef": self.coef.tolist(),
-            "intercept": self.intercept,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict, where: str) -> Probe:
-        try:
-            found = data.get("format") if isinstance(data, dict) else type(data).__name__
-            if found != PROBE_FORMAT:
-                raise ValueError(f"format is {found!r}, not {PROBE_FORMAT!r}")
-            mean, scale, coef = (np.array(data[k], dtype=float) for k in ("mean", "scale", "coef"))
-            if not (mean.shape == scale.shape == coef.shape and mean.ndim == 1):
-                raise ValueError("mean, scale and coef differ in length")
-            return cls(mean, scale, coef, float(data["intercept"]), float(data["C"]))
-        except (KeyError, TypeError, ValueError) as e:
-            raise AlignlabError(f"{where}: not a p-ik probe ({e})") from None
+def _tasks_of(rows: list[dict]) -> list[str]:
+    return sorted({s["task"] for s in rows})
 
 
-def probe_scores(probe: Probe, rows: list[dict], seed: int, n_resamples: int) -> dict:
-    p = probe.predict([s["features"] for s in rows])
-    fraction = np.array([s["fraction_right"] for s in rows], dtype=float)
-    knows = (fraction > 0.5).astype(float)
+def leave_one_out(rows: list[dict], settings: PIKSettings, seed: int, n_resamples: int) -> dict:
+    """For each task of the run: a probe trained on the other tasks' train shares, tested on all of it."""
+    tasks = _tasks_of(rows)
+    if len(tasks) < 2:
+        return {}
+    out = {}
+    for left_out in tasks:
+        train, _ = split(rows, [t for t in tasks if t != left_out], settings.train_share, seed)
+        if train:
+            tested = [s for s in rows if s["task"] == left_out]
+            out[left_out] = probe_scores(Probe.fit(train), tested, seed, n_resamples)
+    return out
 
-    def estimate(statistic, method="percentile"):
-        return bootstrap_estimate(
-            statistic, (p, knows, fraction), n_resamples, seed=seed, method=method
-        ).to_json()
 
+def probe_input_of(sample: dict, settings: PIKSettings) -> dict:
+    """How `p-ik predict` rebuilds the probe's input for a new question: a train question's few-shot
+    examples (its prompt before its own block), then the question's block."""
+    block = QUESTION_ONLY.format(question=sample["question"])
+    prompt = sample.get("features_prompt", block)
+    prefix = prompt[: -len(block)] if prompt.endswith(block) else ""
     return {
-        "n": len(rows),
-        "auroc": estimate(lambda q, k, f: cal.auroc(q, k)),
-        "brier": estimate(lambda q, k, f: cal.brier_score(q, k)),
-        "ece": estimate(lambda q, k, f: cal.expected_calibration_error(q, k, 10), "bc"),
-        "mean_p_ik": estimate(lambda q, k, f: q.mean(-1)),
-        "mean_fraction": estimate(lambda q, k, f: f.mean(-1)),
-        "share_known": estimate(lambda q, k, f: k.mean(-1)),
+        "layer": settings.layer,
+        "prompt": QUESTION_ONLY,
+        "prefix": prefix,
+        "train_tasks": list(settings.train_tasks),
+        "input": settings.probe_input,
     }
 
 
@@ -310,10 +365,10 @@ def _predict(args) -> int:
     backend = load_model(args.model)
     if "features" not in getattr(backend, "capabilities", frozenset({"features"})):
         raise AlignlabError(f"model {args.model!r} gives no hidden states (the features request)")
-    prompt = data.get("prompt", QUESTION_ONLY)
+    prefix, block = str(data.get("prefix", "")), str(data.get("prompt", QUESTION_ONLY))
     vectors = backend.features(
         [
-            FeaturesRequest(prompt=prompt.format(question=q), layer=int(data.get("layer", -1)))
+            FeaturesRequest(prompt=prefix + block.replace("{question}", q), layer=int(data.get("layer", -1)))
             for q in args.questions
         ]
     )

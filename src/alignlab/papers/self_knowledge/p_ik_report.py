@@ -16,9 +16,12 @@ class PIKSection(Section):
     def __init__(self, description: str) -> None:
         """`description`: the experiment's own, to which the section adds how to read its numbers."""
         self.description = description + (
-            " Top level: the train task's held-out questions; by task: each test set (other tasks are out of "
-            "distribution). AUROC and Brier against the share right binarised at 0.5; mean P(IK) against the mean "
-            "share right. Intervals: 95% bootstrap over questions."
+            " Condition probe, top level: the train tasks' held-out questions; by task: each test set (other tasks "
+            "are out of distribution); leave_one_out.TASK: a probe trained on the other tasks, tested on TASK. "
+            "AUROC and Brier against the share right binarised at 0.5; mean P(IK) against the mean share right. "
+            "Conditions source and hints: mean P(IK) of the same questions with material or a hint in the context "
+            "(mean_p_ik.VARIANT; none is the question alone), and its paired gain over none (gain.VARIANT). "
+            "Intervals: 95% bootstrap over questions."
         )
 
 

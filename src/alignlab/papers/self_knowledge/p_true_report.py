@@ -50,6 +50,7 @@ class PTrueSection(Section):
         ("task", "task"),
         ("correct", "right"),
         ("p_true", "P(True)"),
+        ("judge_shots_used", "examples"),
     )
     sample_details = ("question", "answers", "golds", "judge_prompt", "answer_prompt")
 
@@ -74,7 +75,9 @@ class PTrueSection(Section):
         self.description = description + (
             " AUROC: P(True) of right against wrong answers (0.5 = no better than chance); Brier and ECE: P(True) as "
             "the probability of being right; kept accuracy: accuracy of the answers with P(True) > 0.5. Intervals: "
-            "95% bootstrap over questions."
+            "95% bootstrap over questions. Examples: how many answered examples preceded the judged question (6: "
+            "App. A.5's; 0: zero-shot; fewer than --judge-shots where --judge-max-chars dropped some; mean per "
+            "task as judge_shots_used)."
         )
 
 

@@ -1,12 +1,13 @@
 """What P(True) and P(IK) share (Kadavath et al. 2022 §4-5): open-ended questions, the prompt the model
 answers them with, K answers sampled at temperature 1, and their grades.
 
-Answer prompt: "Question: ...\\nAnswer:" (the paper's format for TriviaQA, arithmetic and GSM8K,
-paper-methods.md §2), after `--shots` examples of the same task answered with their gold answer (GSM8K's
-with its worked solution), drawn per question with the seed and never the question itself. LAMBADA is the
-passage itself, continued by the model (no examples). The i-th sample of a question has its own seed
-(the run's seed, the question's id and i), so P(True) and P(IK) runs with the same seed sample the same
-answers, and the response cache answers the second from the first.
+Answer prompt (App. A.7 [V]): "Question: ...\\nAnswer:" after `--shots` examples of the same task answered
+with their gold answer (GSM8K's with its worked solution), 10 by default as the paper's TriviaQA, LAMBADA,
+arithmetic and GSM8K prompts; drawn per question with the seed, never the question itself. LAMBADA is asked
+in the paper's fill-in-the-blank form ("Please complete the following passage by filling in the blank:").
+The i-th sample of a question has its own seed (the run's seed, the question's id and i), so P(True) and
+P(IK) runs with the same seed sample the same answers, and the response cache answers the second from the
+first.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ DATA_FILES = {"triviaqa": "triviaqa_sm_sub.jsonl", "gsm8k": "test.jsonl", "lamba
 class SelfEvalSettings(Settings):
     tasks: tuple[str, ...] = OPEN_TASKS
     samples: int = 5  # K answers per question
-    shots: int = 5
+    shots: int = 10  # App. A.7: 10-shot answer prompts
     answer_temperature: float = 1.0
     arithmetic_n: int = 500
 
@@ -60,7 +61,7 @@ class SelfEvalSettings(Settings):
 OPTIONS = (
     Option("--tasks", "tasks", names_from(OPEN_TASKS), f"comma-separated tasks from {','.join(OPEN_TASKS)}"),
     Option("--samples", "samples", whole_number(1), "answers sampled per question (K)"),
-    Option("--shots", "shots", whole_number(0), "answered examples before each question (not LAMBADA)"),
+    Option("--shots", "shots", whole_number(0), "answered examples of the same task before each question"),
     Option(
         "--answer-temperature",
         "answer_temperature",
@@ -90,7 +91,7 @@ def load_items(source: DataSource, limit: int | None, settings: SelfEvalSettings
             questions = pool = loader(named[0])
             files += [f for f in found if f["path"].endswith(DATA_FILES[task])]
             warnings += warned
-        if task != "lambada" and len(pool) <= settings.shots:
+        if len(pool) <= settings.shots:
             raise AlignlabError(
                 f"{task}: {len(pool)} questions to draw --shots {settings.shots} examples from"
             )
@@ -122,14 +123,20 @@ class SelfEvalExperiment(Experiment):
         return load_items(source, limit, settings, self.tasks(settings))
 
 
-def answer_prompt(item: SelfEvalItem, shots: int, seed: int) -> str:
+def shot_examples(item: SelfEvalItem, shots: int, seed: int) -> list[str]:
+    """`shots` questions of the item's task answered with their gold answer, drawn per question."""
     question = item.question
-    if question.task == "lambada":
-        return question.passage
     pool = [q for q in item.pool if q.id != question.id]
     drawn = random.Random(f"{seed}|{question.id}|shots").sample(pool, shots) if shots else []
-    examples = [ANSWER.format(question=q.question) + " " + (q.worked or q.golds[0]) for q in drawn]
-    return "\n\n".join([*examples, ANSWER.format(question=question.question)])
+    return [ANSWER.format(question=q.question) + " " + (q.worked or q.golds[0]) for q in drawn]
+
+
+def with_examples(examples: list[str], last: str) -> str:
+    return "\n\n".join([*examples, last])
+
+
+def answer_prompt(item: SelfEvalItem, shots: int, seed: int) -> str:
+    return with_examples(shot_examples(item, shots, seed), ANSWER.format(question=item.question.question))
 
 
 def sample_requests(item: SelfEvalItem, settings: SelfEvalSettings) -> list[GenerateRequest]:
