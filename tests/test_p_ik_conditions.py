@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 
+import numpy as np
 import pytest
 from datadir import DATA, needs
 from stub_backend import StubBackend, run_stubbed
@@ -15,7 +16,7 @@ from alignlab.data.open_ended import OpenQuestion, load_gsm8k, load_triviaqa
 from alignlab.errors import AlignlabError
 from alignlab.models.base import FeaturesResult, GenerateResult
 from alignlab.papers.self_knowledge.p_ik import PIKSettings
-from alignlab.papers.self_knowledge.p_ik_context import cut, hint_variants, solution_hint
+from alignlab.papers.self_knowledge.p_ik_context import context_effects, cut, hint_variants, solution_hint
 
 
 # --- the parts, by hand ---------------------------------------------------------------------------
@@ -43,6 +44,26 @@ def test_hint_variants_take_a_wrong_own_solution_and_another_questions():
         "other": "2 - 1 = 1.",
     }
     assert "bad" not in hint_variants(q, (q, other), ["3"], [True], 0)  # no wrong solution: no bad hint
+
+
+def test_context_gains_are_paired_over_the_questions_that_have_the_variant():
+    class FirstFeature:  # P(IK) = the first feature: the arithmetic below is by hand
+        def predict(self, x):
+            return np.asarray(x, dtype=float)[..., 0]
+
+    base = {"a": [0.2], "b": [0.4], "c": [0.9]}
+    rows = [
+        {"id": "a", "variants": {"good": [0.6], "bad": [0.1]}},
+        {"id": "b", "variants": {"good": [0.8]}},  # no bad hint for b
+        {"id": "gone", "variants": {"good": [1.0]}},  # not a probe question: left out
+    ]
+    m = context_effects(FirstFeature(), base, rows, seed=0, n_resamples=50)
+    assert m["n"] == 2
+    assert m["mean_p_ik"]["none"]["value"] == pytest.approx(0.3)  # a and b alone, c was not asked
+    assert m["mean_p_ik"]["good"]["value"] == pytest.approx(0.7)
+    assert m["gain"]["good"]["value"] == pytest.approx(0.4)
+    # paired: bad's gain is over a alone (0.1 - 0.2), not against every question's mean (0.1 - 0.3)
+    assert m["gain"]["bad"]["value"] == pytest.approx(-0.1) and m["gain"]["bad"]["n"] == 1
 
 
 def test_the_papers_settings_are_the_defaults():
@@ -223,3 +244,20 @@ def test_source_articles_from_a_file_are_asked_for_the_questions_that_have_one(t
     sources.write_text('{"question": "q", "material": ""}\n')
     with pytest.raises(AlignlabError, match=r"articles\.jsonl:1: a row needs \"question\" and a non-empty"):
         run_stubbed("p-ik", Knower(), tmp_path / "bad", 4, tasks=("triviaqa",), sources=str(sources))
+
+
+def test_the_command_line_leaves_sources_empty_unless_given_and_checks_the_file(tmp_path, capsys):
+    from alignlab.cli import _setting_values, build_parser, main
+
+    args = build_parser().parse_args(["eval", "p-ik", "--limit", "1"])
+    assert _setting_values(args)["sources"] == ""  # argparse passes the default through the type too
+    articles = tmp_path / "a.jsonl"
+    articles.write_text('{"question": "q", "material": "m"}\n')
+    args = build_parser().parse_args(
+        ["eval", "p-ik", "--sources", str(articles), "--train-tasks", "triviaqa,gsm8k"]
+    )
+    assert _setting_values(args)["sources"] == str(articles)
+    assert _setting_values(args)["train_tasks"] == ("triviaqa", "gsm8k")
+    with pytest.raises(SystemExit):
+        main(["eval", "p-ik", "--sources", str(tmp_path / "none.jsonl")])
+    assert "no such file or folder" in capsys.readouterr().err

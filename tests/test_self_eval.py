@@ -331,8 +331,22 @@ def test_a_bad_probe_file_is_one_line(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("name", "args"),
     [
-        ("p-true", ["--tasks", "arithmetic,triviaqa", "--limit", "2", "--samples", "2", "--shots", "1"]),
-        ("p-ik", ["--tasks", "arithmetic,lambada", "--limit", "4", "--samples", "2", "--shots", "1"]),
+        (
+            "p-true",
+            [
+                "--tasks",
+                "arithmetic,triviaqa",
+                "--limit",
+                "2",
+                "--samples",
+                "2",
+                "--shots",
+                "1",
+                "--judge-shots",
+                "3",
+            ],
+        ),
+        ("p-ik", ["--tasks", "triviaqa,gsm8k", "--limit", "3", "--samples", "2", "--shots", "1"]),
     ],
 )
 def test_runs_on_the_bundled_model(name, args, tmp_path):
@@ -340,8 +354,19 @@ def test_runs_on_the_bundled_model(name, args, tmp_path):
     done = run_cli("eval", name, "--out", str(out), "--no-progress", "--no-cache", *args, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    assert samples and all(len(s["answers"]) == 2 and len(s["correct"]) == 2 for s in samples)
+    answered = [s for s in samples if s["condition"] not in ("source", "hints")]
+    assert answered and all(len(s["answers"]) == 2 and len(s["correct"]) == 2 for s in answered)
     if name == "p-true":
+        assert {s["condition"] for s in samples} == {"single", "brainstorm", "brainstorm-20shot"}
         assert all(0 <= p <= 1 for s in samples for p in s["p_true"])
     else:
-        assert (out / "probe.json").is_file() and all(len(s["features"]) == 576 for s in samples)
+        assert (out / "probe.json").is_file() and all(len(s["features"]) == 576 for s in answered)
+        read = {
+            c: [v for s in samples if s["condition"] == c for v in s["variants"].values()]
+            for c in ("source", "hints")
+        }
+        # two sources per question; six hints, seven where the model wrote a wrong solution
+        assert len(read["source"]) == 6 and 18 <= len(read["hints"]) <= 21
+        assert all(len(v) == 576 for vs in read.values() for v in vs)
+        conditions = json.loads((out / "metrics.json").read_text())["conditions"]
+        assert conditions["source"]["n"] == 3 and conditions["hints"]["n"] == 3

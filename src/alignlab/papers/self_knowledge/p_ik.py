@@ -77,6 +77,11 @@ class PIKSettings(SelfEvalSettings):
     source_max_chars: int = 28_000  # the paper cuts articles at 7,000 tokens; about 4 characters a token
 
 
+def _source_file(text: str) -> str:
+    """`--sources`: a file that exists (argparse also passes the empty default through here)."""
+    return str(existing_path(text)) if text else ""
+
+
 @dataclass(frozen=True)
 class SourcedItem(SelfEvalItem):
     """An item of a run with `--sources`: every question's material, by question (shared by all items)."""
@@ -134,7 +139,7 @@ class PIK(SelfEvalExperiment):
         Option(
             "--sources",
             "sources",
-            lambda text: str(existing_path(text)),
+            _source_file,
             'source material for the source condition: jsonl rows {"question", "material"} (default: a '
             "sentence stating the answer)",
         ),
