@@ -137,6 +137,34 @@ def test_bias_corrected_interval_by_hand():
     )
 
 
+def test_the_bias_corrected_interval_is_undefined_when_the_estimate_is_outside_its_resamples():
+    stats = np.arange(1, 101, dtype=float)
+    # 2 of 100 resamples below: z0 = Phi^-1(.02) = -2.05 < -1.96, so Phi(2 z0 + 1.96) = 0.018 < 0.02 and the
+    # corrected interval [1.0, 2.8] would sit wholly above the estimate 2.5: no interval instead
+    assert all(math.isnan(x) for x in interval_from_resamples(stats, 0.95, "bc", point=2.5))
+    assert all(math.isnan(x) for x in interval_from_resamples(stats, 0.95, "bc", point=98.5))
+    # 3 below (share .03, inside the central 95%): an interval, and it holds the estimate
+    low, high = interval_from_resamples(stats, 0.95, "bc", point=3.5)
+    assert low <= 3.5 <= high
+
+
+def test_an_ece_on_three_items_a_bin_gets_no_interval_rather_than_one_above_its_estimate():
+    # equal-mass bins of 3: resampling duplicates items within a bin, so nearly every resampled ECE is
+    # above the estimate (the percentile interval misses it entirely)
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.2, 0.4, size=30)
+    y = (rng.uniform(size=30) < p).astype(float)
+
+    def ece(q, t):
+        return cal.expected_calibration_error(q, t, 10)
+
+    pct = bootstrap_estimate(ece, (p, y), 2000, seed=0)
+    bc = bootstrap_estimate(ece, (p, y), 2000, seed=0, method="bc")
+    assert pct.ci_low > pct.value
+    assert math.isnan(bc.ci_low) and math.isnan(bc.ci_high)
+    assert bc.value == pytest.approx(pct.value)
+
+
 def test_the_bias_corrected_ece_interval_holds_its_estimate_where_the_percentile_one_may_not():
     rng = np.random.default_rng(3)
     p = rng.uniform(0.3, 0.9, size=30)

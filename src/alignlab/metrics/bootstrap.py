@@ -26,7 +26,9 @@ __all__ = ["METHODS", "Estimate", "bootstrap_ci", "bootstrap_estimate", "interva
 # "percentile": the resampled statistics' alpha/2 and 1 - alpha/2 quantiles. "bc": bias-corrected
 # percentile (Efron 1987; BCa without the acceleration term): the quantile levels are moved by
 # z0 = Phi^-1(share of resamples below the point estimate), for statistics whose resamples sit mostly on
-# one side of the estimate (binned calibration errors are biased upward, more so when resampled).
+# one side of the estimate (binned calibration errors are biased upward, more so when resampled). When the
+# estimate lies outside the central 1 - alpha of its resamples, "bc" gives no interval (NaN, NaN): a
+# corrected interval would then exclude the estimate.
 METHODS = ("percentile", "bc")
 
 # Upper bound on the number of index entries drawn at once (resamples x items); keeps memory near
@@ -215,7 +217,10 @@ def interval_from_resamples(
         from scipy.stats import norm
 
         below = (np.sum(finite < point) + 0.5 * np.sum(finite == point)) / finite.size
-        below = min(max(below, 1.0 / (finite.size + 1)), finite.size / (finite.size + 1))  # z0 finite
+        # Outside the central 1 - alpha of its resamples (|z0| > z_{1-alpha/2}) the corrected interval
+        # would exclude the estimate itself (a binned error on a few items per bin, say): no interval.
+        if not alpha / 2.0 <= below <= 1.0 - alpha / 2.0:
+            return nan, nan
         z0 = norm.ppf(below)
         levels = [float(norm.cdf(2 * z0 + norm.ppf(level))) for level in levels]
     lo, hi = np.quantile(finite, levels)
