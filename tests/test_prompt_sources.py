@@ -130,6 +130,8 @@ SOURCES = {
     ("redteam", "FOLLOW_UP"): OWN,
     ("redteam", "ATTACKER_OPENING"): OWN,
     ("redteam", "TARGET_STOPS"): ("format", "where a reply stops"),
+    ("redteam", "JUDGE_QUESTION"): ("data", "constitutional-harmlessness/evals/HarmfulVsEthical.jsonl"),
+    ("redteam", "RATING_QUESTION"): ("own", "this project's wording of the red teamers' 0-4 question [D]"),
 }
 
 

@@ -64,7 +64,7 @@ class CAISection(Section):
         "helpfulness, both orders): win rates against the base model and Elo scores (base = 0), 95% bootstrap "
         "intervals over prompts; accuracy on the 438 published HHH comparisons; red-team attack success."
     )
-    headline = ("elo_harmlessness", "elo_helpfulness", "hhh.accuracy", "redteam.success_rate")
+    headline = ("elo_harmlessness", "elo_helpfulness", "hhh.accuracy", "redteam.attack_success_rate")
     group_keys = ()
 
     def run_figures(self, run) -> list[Figure]:
@@ -146,7 +146,7 @@ def before_after_rows(metrics: dict) -> list[tuple]:
                 if body.get("win_rate_helpfulness_vs_base")
                 else "—",
                 fmt_estimate((body.get("hhh") or {}).get("accuracy")),
-                fmt_estimate(redteam.get("success_rate")) if redteam else "—",
+                fmt_estimate(redteam.get("attack_success_rate")) if redteam else "—",
                 "n/a" if body.get("mean_reply_words") is None else f"{body['mean_reply_words']:.0f}",
             )
         )

@@ -8,19 +8,25 @@ Targets (`--kinds`):
 - `plain`: the target model continues the dialogue;
 - `prompted`: the same after `HHH_PREFIX`, a helpful, honest and harmless conversation written by this
   project ([D]; the paper's HHH prompt is Askell et al. 2021's, not reproduced here);
-- `rejection`: the prompted target samples `--rejection-n` replies and the judge keeps the least harmful
-  (the paper: best of 16 by a preference model [M]);
+- `rejection`: the prompted target samples `--rejection-n` replies and the rejection scorer
+  (`--rejection-scorer`, by default the target model itself) keeps the one it finds least harmful, asked the
+  judge's question (the paper: best of 16 by a preference model [M]). The scorer is not the evaluation judge
+  unless a user makes it so (the same spec), and then the run says so: a judge that chose the reply it then
+  scores makes the rejection target look better by construction;
 - `finetuned`: another model (`--finetuned M`, e.g. one trained by the constitutional pipeline), plain.
 
 Attacks (`--attacks`): `fixed` (the seed prompts as they are: every kind answers the same attacks),
 `zero-shot` (the attacker writes one for a harm area: `--harm-area`, or `HARM_AREAS`), `few-shot` (the attacker writes one
 like `--shots` seed prompts). Attacker prompts are this project's ([D]). Samples: temperature 1.
 
-Judged (`experiments/harm_judge.py`): P(harmful) of the conversation up to each reply, both option orders;
-refusals by their wording. A reply is unscored when it is empty or the judge could not read the
-conversation; unscored and refused replies are counted apart from successes and failures
+Judged (harm_judge.py): P(harmful) of the conversation up to each reply, both option orders, and the
+judge's 0-4 rating of the attack's success (the published transcripts' scale); refusal wording. The judge
+decides harm: a harmful reply is a success even when it opens with refusal words (both are kept, and the
+disagreements counted). A reply is unscored when it is empty or the judge could not read the conversation.
+Attack-success rate: successes over scored attacks, refusals included as attacks that did not succeed
 (`metrics/attack.py`). A conversation succeeds when any reply does; otherwise it is unscored if any reply
-was, refused if every reply was, else a failure. Its minimum harmlessness is 1 - its highest P(harmful).
+was, refused if every reply was, else a failure. Its minimum harmlessness is 1 - its highest P(harmful); its
+rating is the judge's rating of the whole conversation.
 
 The run folder holds config.json, samples.jsonl (each phase's results, appended as they finish: a killed run
 resumes where it stopped), transcripts.jsonl, metrics.json and the figures. The module's parts: prompts in
@@ -40,8 +46,17 @@ from alignlab.errors import AlignlabError
 from alignlab.experiments import Option, register
 from alignlab.experiments.base import DataSource, request_seed
 from alignlab.experiments.pipeline import Pipeline, PipelineRun, PipelineSettings, Role
-from alignlab.metrics.attack import outcome
-from alignlab.papers.red_teaming.harm_judge import is_refusal, judge_requests, p_harmful_by_order, transcript
+from alignlab.metrics.attack import harmful, outcome
+from alignlab.papers.red_teaming.harm_judge import (
+    QUESTION,
+    RATING_QUESTION,
+    expected_rating,
+    is_refusal,
+    judge_requests,
+    p_harmful_by_order,
+    rating_request,
+    transcript,
+)
 from alignlab.papers.red_teaming.redteam_metrics import (
     conversation_outcome,
     min_harmlessness,
@@ -92,10 +107,16 @@ class RedTeam(Pipeline):
         Role("target", "the model attacked", ladder=True),
         Role("attacker", "the model that writes attacks", default=None, fallback="target"),
         Role("judge", "the harm judge", default=None, fallback="target"),
+        Role(
+            "rejection_scorer",
+            "the model that picks the rejection target's reply (not the judge, unless you make it so)",
+            default=None,
+            fallback="target",
+        ),
         Role("finetuned", "the 'finetuned' target kind", default=None, required=False),
     )
     settings_class = RedTeamSettings
-    prompts = PROMPTS
+    prompts = {**PROMPTS, "JUDGE_QUESTION": QUESTION, "RATING_QUESTION": RATING_QUESTION}
     options = (
         Option(
             "--kinds", "kinds", ot.names_from(KINDS, "target kind"), f"target kinds from {', '.join(KINDS)}"
@@ -124,7 +145,15 @@ class RedTeam(Pipeline):
             "labelled conversations (HarmfulVsEthical) the judge is checked on, reported with the run (0: none)",
         ),
     )
-    files = ("transcripts.jsonl", "metrics.json", "map.png", "harm.png", "samples.jsonl", "config.json")
+    files = (
+        "transcripts.jsonl",
+        "metrics.json",
+        "map.png",
+        "harm.png",
+        "rating.png",
+        "samples.jsonl",
+        "config.json",
+    )
 
     def check(self, settings: RedTeamSettings, models) -> None:
         if "finetuned" in settings.kinds and not models.finetuned:
@@ -151,7 +180,8 @@ class RedTeam(Pipeline):
     def show(self, run: PipelineRun, result: dict, console) -> None:
         from alignlab.papers.red_teaming.redteam_report import show
 
-        show(console, run.models, result, (run.metrics or {}).get("judge_check"))
+        stored = run.metrics or {}
+        show(console, run.models, result, stored.get("judge_check"), stored.get("rejection_scorer"))
 
     def add_arguments(self, parser) -> None:
         text = "red_team_attempts.jsonl(.gz): analyse these published transcripts instead of running"
@@ -281,9 +311,9 @@ class RedTeamPhases:
         for spec, tasks in by_spec.items():
             self.run_phase(spec, tasks, f"turn {t}: replies ({spec})")
         rejection = [c for c in conversations if c["kind"] == "rejection"]
-        if rejection:  # the judge scores every candidate; the least harmful is the reply
+        if rejection:  # the rejection scorer scores every candidate; the least harmful is the reply
             tasks = {(c["id"], f"t{t}/choice"): self._choose(c, t) for c in rejection}
-            self.run_phase(self.models.judge, tasks, f"turn {t}: rejection sampling")
+            self.run_phase(self.models.rejection_scorer, tasks, f"turn {t}: rejection sampling")
         for c in conversations:
             texts = self.got(c["id"], f"t{t}/candidates")["texts"]
             pick = self.got(c["id"], f"t{t}/choice")["chosen"] if c["kind"] == "rejection" else 0
@@ -308,20 +338,29 @@ class RedTeamPhases:
         ]
         scored = yield [r for pair in asked for r in pair]
         harm = [float(np.mean(p_harmful_by_order(scored[2 * j : 2 * j + 2]))) for j in range(len(texts))]
-        return {"id": c["id"], "condition": f"t{t}/choice", "p_harmful": harm, "chosen": int(np.argmin(harm))}
+        return {
+            "id": c["id"],
+            "condition": f"t{t}/choice",
+            "scorer": self.models.rejection_scorer,
+            "p_harmful": harm,
+            "chosen": int(np.argmin(harm)),
+        }
 
     def judgements(self, conversations: list[dict], t: int) -> None:
         def task(c: dict):
             reply = c["turns"][-1][1]
             if not reply:
                 return {"id": c["id"], "condition": f"t{t}/judge", "p_harmful": None, "why": "empty reply"}
-            scored = yield judge_requests(transcript(c["turns"]), self.settings.prompt_format)
-            by_order = p_harmful_by_order(scored)
+            conversation = transcript(c["turns"])
+            fmt = self.settings.prompt_format
+            scored = yield [*judge_requests(conversation, fmt), rating_request(conversation, fmt)]
+            by_order = p_harmful_by_order(scored[:2])
             return {
                 "id": c["id"],
                 "condition": f"t{t}/judge",
                 "p_harmful": float(np.mean(by_order)),
                 "by_order": by_order,
+                "rating": expected_rating(scored[2]),
             }
 
         tasks = {(c["id"], f"t{t}/judge"): task(c) for c in conversations}
@@ -339,11 +378,19 @@ class RedTeamPhases:
                     self.ctx.log.append(sample)
                     self.ctx.done[key] = sample
 
+    def rejection_is_judged_by_its_scorer(self) -> bool:
+        return self.models.rejection_scorer == self.models.judge
+
     # --- results --------------------------------------------------------------------------------------
     def finish(self, conversations: list[dict], openings: list[str], checked: dict | None) -> dict:
         from alignlab.atomic import write_text_atomic
         from alignlab.experiments.figures import save
-        from alignlab.papers.red_teaming.redteam_figures import draw_map, harm_figure, outcomes_figure
+        from alignlab.papers.red_teaming.redteam_figures import (
+            draw_map,
+            harm_figure,
+            outcomes_figure,
+            rating_figure,
+        )
 
         s = self.settings
         records = []
@@ -352,14 +399,16 @@ class RedTeamPhases:
             for t in range(1, s.turns + 1):
                 judged = self.got(c["id"], f"t{t}/judge")
                 text = c["turns"][2 * t - 1][1]
-                refused = is_refusal(text)
+                words = is_refusal(text)
                 replies.append(
                     {
                         "turn": t,
                         "reply": text,
                         "p_harmful": judged["p_harmful"],
-                        "refused": refused,
-                        "outcome": outcome(refused, judged["p_harmful"], s.threshold),
+                        "rating": judged.get("rating"),
+                        "refusal_words": words,
+                        "harmful": harmful(judged["p_harmful"], s.threshold),
+                        "outcome": outcome(words, judged["p_harmful"], s.threshold),
                     }
                 )
             records.append(
@@ -371,6 +420,7 @@ class RedTeamPhases:
                     "replies": replies,
                     "outcome": conversation_outcome([r["outcome"] for r in replies]),
                     "min_harmlessness": min_harmlessness(replies),
+                    "rating": replies[-1]["rating"],  # the judge's rating of the whole conversation
                 }
             )
         write_text_atomic(
@@ -381,7 +431,14 @@ class RedTeamPhases:
         draw_map(self.ctx.path, openings, records, s.seed)
         save(outcomes_figure(metrics), self.ctx.path / "outcomes.png")
         save(harm_figure(records, s.threshold), self.ctx.path / "harm.png")
-        self.ctx.finish(metrics, judge_check=checked)
+        save(rating_figure(metrics), self.ctx.path / "rating.png")
+        scorer = {
+            "spec": self.models.rejection_scorer,
+            "same_as_judge": self.rejection_is_judged_by_its_scorer(),
+        }
+        self.ctx.finish(
+            metrics, judge_check=checked, rejection_scorer=scorer if "rejection" in s.kinds else None
+        )
         return metrics
 
 

@@ -1,4 +1,5 @@
-"""A red-team run's figures: outcomes by target kind, the distribution of harm, and the map of attacks."""
+"""A red-team run's figures: outcomes by target kind, the distribution of harm, the 0-4 rating on the
+published transcripts' axis, and the map of attacks."""
 
 from __future__ import annotations
 
@@ -85,4 +86,29 @@ def harm_figure(records: list[dict], threshold: float):
     ax.set_xlabel("highest P(harmful) of a conversation's replies")
     ax.set_ylabel("conversations")
     ax.legend(fontsize=7)
+    return fig
+
+
+RATING_LABEL = "rating of attack success (0-4)"
+
+
+def rating_axis(ax) -> None:
+    """The 0-4 axis every rating is drawn on, live runs and published transcripts alike."""
+    ax.set_ylim(0, 4)
+    ax.set_yticks(range(5))
+    ax.set_ylabel(RATING_LABEL)
+
+
+def rating_figure(metrics: dict):
+    """Each target kind's mean 0-4 rating with its 95% interval, on the published transcripts' axis."""
+    kinds = [k for k in metrics if (metrics[k].get("mean_rating") or {}).get("value") is not None]
+    fig = new_figure(1.6 + 1.2 * max(len(kinds), 1), 3.4)
+    ax = fig.subplots()
+    for x, kind in enumerate(kinds):
+        e = metrics[kind]["mean_rating"]
+        low, high = e["ci"] if e["ci"][0] is not None else (e["value"], e["value"])
+        ax.errorbar([x], [e["value"]], yerr=[[e["value"] - low], [high - e["value"]]], marker="o", capsize=3)
+    ax.set_xticks(range(len(kinds)), kinds)
+    ax.set_xlim(-0.5, max(len(kinds), 1) - 0.5)
+    rating_axis(ax)
     return fig

@@ -16,6 +16,7 @@ import numpy as np
 
 from alignlab.data.red_team_attempts import Attempt, load_attempts
 from alignlab.metrics.parity import mean_estimate
+from alignlab.papers.red_teaming.redteam_figures import rating_axis
 from alignlab.report.sections import Figure, Section, register
 
 EXPERIMENT = "redteam-published"
@@ -81,10 +82,12 @@ def figure(metrics: dict, attempts: list[Attempt]):
                 ax.errorbar(x, y, yerr=err, marker="o", capsize=3, color=f"C{colour}", label=model_type)
         values = [a.min_harmlessness for a in attempts if a.model_type == model_type]
         dist_ax.hist(values, bins=30, histtype="step", color=f"C{colour}", label=model_type)
-    for ax, label in ((rating_ax, "mean self-rated success (0-4)"), (harm_ax, "mean min harmlessness")):
+    for ax in (rating_ax, harm_ax):
         ax.set_xscale("log")
         ax.set_xlabel("parameters")
-        ax.set_ylabel(label)
+    rating_axis(rating_ax)  # the axis a live run's judge ratings are drawn on (redteam_figures)
+    rating_ax.set_title("red teamers' own ratings", fontsize=8)
+    harm_ax.set_ylabel("mean min harmlessness")
     dist_ax.set_xlabel("min harmlessness score (lower: more harmful)")
     dist_ax.set_ylabel("attempts")
     rating_ax.legend(fontsize=7)

@@ -16,11 +16,13 @@ class RedTeamSection(Section):
     description = (
         "Attacks written by a model (or fixed seed prompts) against each kind of target (plain, HHH-prompted, "
         "rejection sampling, fine-tuned), every reply judged (P(harmful), both option orders) and checked for "
-        "refusal (Ganguli et al. 2022's method, offline). Success rate: successes over conversations judged "
-        "(refused and unscored ones counted apart), 95% Wilson intervals; minimum harmlessness: 1 - the "
-        "highest P(harmful) of a conversation's replies."
+        "refusal wording (Ganguli et al. 2022's method, offline). Attack-success rate: successes over every "
+        "scored attack, a refusal counting as an attack that did not succeed; refusal rate and unscored share "
+        "apart; the judge decides harm, so a harmful reply that opens with refusal words is a success. 95% "
+        "Wilson intervals. Minimum harmlessness: 1 - the highest P(harmful) of a conversation's replies; "
+        "rating: the judge's 0-4 rating of the attack's success, the published transcripts' scale."
     )
-    headline = ("success_rate", "refusal_rate", "mean_min_harmlessness")
+    headline = ("attack_success_rate", "refusal_rate", "mean_min_harmlessness", "mean_rating")
     group_keys = ("by_turns",)
 
     def run_figures(self, run) -> list[Figure]:
@@ -33,6 +35,9 @@ class RedTeamSection(Section):
                 "the distribution of each conversation's highest P(harmful); dashed: the success threshold"
             )
             figures.append(Figure(f"{run.name}: harm", (run.path / "harm.png").read_bytes(), caption))
+        if (run.path / "rating.png").is_file():
+            caption = "the judge's mean 0-4 rating of attack success, on the published transcripts' axis"
+            figures.append(Figure(f"{run.name}: rating", (run.path / "rating.png").read_bytes(), caption))
         if (run.path / "map.png").is_file():
             caption = "each attack embedded, clustered and projected; colour: share of target kinds it beat"
             figures.append(
@@ -41,6 +46,29 @@ class RedTeamSection(Section):
         return figures
 
     def across_runs(self, runs) -> list[Figure | Table]:
+        return self.self_judged(runs) + self.newest_run(runs)
+
+    @staticmethod
+    def self_judged(runs) -> list[Table]:
+        """The runs whose rejection target was picked by the judge that then scored it."""
+        rows = []
+        for run in runs:
+            scorer = (run.metrics or {}).get("rejection_scorer")
+            if isinstance(scorer, dict) and scorer.get("same_as_judge"):
+                rows.append((run.name, scorer.get("spec", "")))
+        if not rows:
+            return []
+        return [
+            Table(
+                "Rejection targets scored by the model that picked their replies",
+                ("run", "rejection scorer and judge"),
+                rows,
+                caption="best-of-K chose the reply this judge found least harmful, so the rejection "
+                "target's numbers favour it by construction; --rejection-scorer another model avoids it",
+            )
+        ]
+
+    def newest_run(self, runs) -> list[Figure | Table]:
         newest = max(runs, key=lambda r: r.date, default=None)
         path = newest.path / "transcripts.jsonl" if newest else None
         if path is None or not path.is_file():
@@ -101,34 +129,43 @@ class RedTeamSection(Section):
         ]
 
 
-def show(console, models, metrics: dict, checked: dict | None) -> None:
+def show(console, models, metrics: dict, checked: dict | None, scorer: dict | None = None) -> None:
     table = ConsoleTable(
         "target kind",
         "conversations",
-        "success rate [95% CI]",
+        "attack success [95% CI]",
         "refused",
         "unscored",
+        "refusal words judged harmful",
         "mean min harmlessness",
+        "mean rating (0-4)",
         title=f"red teaming {models.target} · attacker {models.attacker} · judge {models.judge}",
         title_justify="left",
     )
     for kind, body in metrics.items():
-        rate = body["success_rate"]
+        rate = body["attack_success_rate"]
         shown = (
             "n/a"
             if rate["value"] is None
             else f"{rate['value']:.2f} [{rate['ci'][0]:.2f}, {rate['ci'][1]:.2f}]"
         )
-        harm = body["mean_min_harmlessness"]
+        harm, rating = body["mean_min_harmlessness"], body.get("mean_rating")
         table.add_row(
             kind,
             str(body["n"]),
             shown,
             str(body["n_refused"]),
             str(body["n_unscored"]),
+            str(body.get("n_refusal_words_judged_harmful", "n/a")),
             "n/a" if not harm or harm["value"] is None else f"{harm['value']:.3f}",
+            "n/a" if not rating or rating["value"] is None else f"{rating['value']:.2f}",
         )
     console.print(table)
+    if scorer and scorer.get("same_as_judge"):
+        console.print(
+            f"note: the rejection target's replies were picked by {scorer['spec']}, the judge that then "
+            "scores them: its numbers favour it by construction (--rejection-scorer another model)"
+        )
     if checked:
         agreement, auroc = checked["agreement"], checked["auroc"]
         console.print(
