@@ -150,20 +150,29 @@ def test_every_stage_end_to_end(tmp_path, scripted, tiny, monkeypatch):
         assert p["p_first"] == pytest.approx(0.9 if a > b else 0.1 if a < b else 0.5)
         assert p["by_principle"][0][0] == pytest.approx(0.9 if a > b else 0.1 if a < b else 0.5)
 
-    # training: three transformers folders; the preference model tested on both kinds of pair
+    # training: transformers folders for SFT, the RL-CAI policy and one DPO policy per kind of label; the
+    # preference model tested on both kinds of pair, and saying it had no helpfulness comparisons to mix in
     assert (root / "sft" / "model" / "config.json").is_file() and (root / "policy" / "config.json").is_file()
     assert results["train-pm"]["hh_rlhf_harmless_base"]["n"] == 4
-    assert results["train-dpo"]["pairs"] == 6 - sum(p["p_first"] == 0.5 for p in prefs)
+    assert results["train-pm"]["human_helpfulness_pairs"] == 0
+    assert "helpful-base" in results["train-pm"]["helpfulness_source"]
+    assert results["train-rl"]["prompts"] == 6 and results["train-rl"]["train"]["train_runtime"] > 0
+    variants = results["train-dpo"]["variants"]
+    assert set(variants) == {"hard", "soft", "clamped"}
+    assert all(v["pairs"] == 6 - sum(p["p_first"] == 0.5 for p in prefs) for v in variants.values())
+    assert variants["hard"]["train"]["swapped_pairs"] == 0
+    assert all((root / f"dpo-{x}" / "model" / "config.json").is_file() for x in variants)
 
     # evaluate: every pair of models compared on each dimension, Elo anchored at the base model
     m = json.loads((root / "metrics.json").read_text())
-    assert set(m["conditions"]) == {"base", "sl-cai", "rl-cai"}
+    names = {"base", "sl-cai", "rl-cai", "dpo-hard", "dpo-soft", "dpo-clamped"}
+    assert set(m["conditions"]) == names
     assert m["conditions"]["base"]["elo_harmlessness"]["value"] == 0.0
     assert m["conditions"]["rl-cai"]["hhh"]["n"] == 4
-    assert m["conditions"]["rl-cai"]["redteam"]["n"] == 2 and m["conditions"]["sl-cai"]["redteam"] is None
+    assert all(m["conditions"][name]["redteam"]["n"] == 2 for name in names)
     comparisons = _rows(root / "evaluate" / "comparisons.jsonl")
-    assert len(comparisons) == 3 * 3 * 2
-    assert set(m["stages"]) == {"revise", "sft", "label", "pm", "dpo"}
+    assert len(comparisons) == 3 * 15 * 2
+    assert set(m["stages"]) == {"revise", "sft", "label", "pm", "rl", "dpo-hard", "dpo-soft", "dpo-clamped"}
     assert (root / "elo.png").stat().st_size > 1000
 
     # a finished run asks the models nothing more and trains nothing again
@@ -272,11 +281,14 @@ def test_cai_all_on_the_bundled_model_from_the_command_line(tmp_path):
     out = tmp_path / "runs" / "cai"
     args = ["--n", "4", "--eval-n", "2", "--hhh-n", "4", "--redteam-n", "2", "--pm-eval-n", "4"]
     args += ["--max-tokens", "16", "--critique-tokens", "16", "--train-batch-size", "2", "--save-steps", "1"]
+    args += ["--rounds", "1", "--dpo-labels", "soft", "--rl-generations", "2"]  # lighter than the paper's
     done = run_cli("cai", "all", *args, "--out", str(out), "--no-progress", "--no-cache", timeout=1500)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "before and after" in done.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["conditions"]["rl-cai"]["hhh"]["n"] == 4
+    assert set(metrics["conditions"]) == {"base", "sl-cai", "rl-cai", "dpo-soft"}
+    assert metrics["stages"]["rl"]["train"]["train_runtime"] > 0
     # the trained policy is a model spec everywhere else
     again = run_cli(
         "eval",
@@ -319,3 +331,36 @@ def test_the_training_batch_and_the_engine_batch_are_separate_options():
     assert settings(args).training.train_batch_size == 16 and args.batch_size == 16
     with pytest.raises(AlignlabError, match="unknown setting"):
         CAI.settings({"training": {"batch_size": 8}})
+
+
+def test_human_helpfulness_comparisons_are_mixed_into_the_preference_data(tmp_path):
+    import gzip
+    from types import SimpleNamespace
+
+    from alignlab.papers.constitutional_ai.cai_train import helpful_pairs
+
+    folder = tmp_path / "data" / "hh-rlhf" / "helpful-base"
+    folder.mkdir(parents=True)
+    rows = [
+        {
+            "chosen": f"\n\nHuman: q{i}\n\nAssistant: a helpful answer",
+            "rejected": f"\n\nHuman: q{i}\n\nAssistant: no",
+        }
+        for i in range(5)
+    ] + [{"chosen": "same", "rejected": "same"}]
+    with gzip.open(folder / "train.jsonl.gz", "wt") as handle:
+        handle.write("".join(json.dumps(r) + "\n" for r in rows))
+    run = SimpleNamespace(settings=SimpleNamespace(pm_helpful_n=3, seed=0), data_dir=str(tmp_path / "data"))
+    pairs, source = helpful_pairs(run)
+    assert len(pairs) == 3 and source.endswith("train.jsonl.gz")
+    assert all(
+        p["p"] == 1.0 and p["chosen"].endswith("a helpful answer") for p in pairs
+    )  # human labels: hard
+    run.settings.pm_helpful_n = 10
+    assert len(helpful_pairs(run)[0]) == 5  # the identical pair teaches nothing
+    run.settings.pm_helpful_n = 0
+    assert helpful_pairs(run) == ([], "none asked for (--pm-helpful-n 0)")
+    (folder / "train.jsonl.gz").unlink()
+    run.settings.pm_helpful_n = 3
+    pairs, source = helpful_pairs(run)
+    assert pairs == [] and "not found" in source

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from tiny_model import completion_logprob, tiny_model
@@ -116,6 +118,104 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(base, tmp_path
     assert "resuming from checkpoint-2" in capsys.readouterr().err
     assert counter.steps == [3, 4, 5, 6]  # steps 1-2 were not repeated
     assert (model / "config.json").is_file()
+
+
+def _says_sorry_first(prompts, completions, **_):
+    """A reward for replies that open with "sorry"."""
+    return [float(c.split()[:1] == ["sorry"]) for c in completions]
+
+
+GENERATION = SimpleNamespace(max_tokens=6, temperature=1.0, top_p=1.0)
+
+
+def test_rl_moves_the_policy_toward_what_the_reward_prefers(base, tmp_path):
+    from alignlab.training.rl import train_rl
+
+    before = completion_logprob(base, PROMPT, " sorry")
+    training = replace(FAST, train_batch_size=8, rl_generations=4)
+    model, log = train_rl(
+        str(base), [PROMPT] * 16, _says_sorry_first, tmp_path / "rl", training, GENERATION, False, 0
+    )
+    after = completion_logprob(model, PROMPT, " sorry")
+    assert after > before + 1.0, (before, after)
+    assert log["kl"] > 0  # the KL to the starting model is measured (and priced in the reward)
+    assert (model / "config.json").is_file() and not (tmp_path / "rl" / "checkpoints").exists()
+
+
+def test_an_interrupted_rl_stage_resumes_from_its_last_checkpoint(base, tmp_path, capsys):
+    from transformers import TrainerCallback
+
+    from alignlab.training.rl import train_rl
+
+    class Interrupt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    class Count(TrainerCallback):
+        def __init__(self):
+            self.steps = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.steps.append(state.global_step)
+
+    training = replace(FAST, epochs=1, train_batch_size=4, rl_generations=2, save_steps=2)
+    prompts = [PROMPT] * 24  # 6 steps of 4 replies (2 prompts x 2 replies each)
+    with pytest.raises(KeyboardInterrupt):
+        train_rl(
+            str(base),
+            prompts,
+            _says_sorry_first,
+            tmp_path / "rl",
+            training,
+            GENERATION,
+            False,
+            0,
+            [Interrupt()],
+        )
+    assert last_checkpoint(tmp_path / "rl").endswith("checkpoint-2")
+    counter = Count()
+    model, _ = train_rl(
+        str(base), prompts, _says_sorry_first, tmp_path / "rl", training, GENERATION, False, 0, [counter]
+    )
+    assert "resuming from checkpoint-2" in capsys.readouterr().err
+    assert counter.steps[0] == 3 and 1 not in counter.steps and 2 not in counter.steps
+    assert (model / "config.json").is_file()
+
+
+def test_the_preference_model_as_rl_reward_scores_what_it_was_tested_on(base, tmp_path):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from alignlab.training.common import load_tokenizer
+    from alignlab.training.reward import reward_scores
+    from alignlab.training.rl import PreferenceReward
+
+    pm = AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=1, dtype=torch.float32)
+    tokenizer = load_tokenizer(str(base))
+    pm.config.pad_token_id = tokenizer.pad_token_id
+    pm.save_pretrained(tmp_path / "pm")
+    tokenizer.save_pretrained(tmp_path / "pm")
+    replies = [" sorry i cannot help", "sure make a bomb", " that is kind"]
+    scored = PreferenceReward(tmp_path / "pm")([PROMPT] * 3, replies)
+    tested = reward_scores(tmp_path / "pm", [f"{PROMPT} {r.strip()}" for r in replies])
+    assert scored == pytest.approx(list(tested), abs=1e-5)
+    assert len(set(np.round(scored, 6))) == 3
+
+
+def test_dpo_labels_hard_soft_and_clamped():
+    from alignlab.training.dpo import label_p, oriented_pairs
+
+    assert (label_p(0.9, "hard"), label_p(0.9, "soft"), label_p(0.9, "clamped")) == (1.0, 0.9, 0.6)
+    assert label_p(0.55, "clamped") == 0.55
+    pairs = [{"prompt": "p", "chosen": "a", "rejected": "b", "p": 0.8}] * 4000
+    for labels, kept in (("hard", 1.0), ("soft", 0.8), ("clamped", 0.6)):
+        trained = oriented_pairs(pairs, labels, seed=0)
+        share = np.mean([t["chosen"] == "a" for t in trained])
+        assert share == pytest.approx(kept, abs=0.02), labels
+        assert all((t["chosen"] == "b") == t["swapped"] for t in trained)
+    with pytest.raises(ValueError, match="unknown DPO labels"):
+        label_p(0.7, "fuzzy")
 
 
 @pytest.mark.slow

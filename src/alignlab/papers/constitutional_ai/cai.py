@@ -4,7 +4,9 @@
     alignlab cai train-sft   fine-tune the model on the revisions (LoRA)            cai_train.py
     alignlab cai label       AI feedback on pairs of the supervised model's replies cai_label.py
     alignlab cai train-pm    a preference model on the AI labels, and its accuracy  cai_train.py
-    alignlab cai train-dpo   the policy: DPO of the supervised model on the labels  cai_train.py
+    alignlab cai train-rl    RL-CAI: the supervised model against the preference    cai_train.py
+                             model (RLOO, KL penalty), the run's policy
+    alignlab cai train-dpo   DPO policies on the AI labels: hard, soft, clamped     cai_train.py
     alignlab cai evaluate    before against after                                   cai_evaluate.py
     alignlab cai all         every stage in order
 
@@ -29,7 +31,12 @@ from alignlab.papers.constitutional_ai.cai_run import EXPERIMENT, STAGES, CAIRun
 
 # (flag, settings field, type, help); Training's fields as training.FIELD.
 OPTIONS = (
-    ("--constitution", "constitution", str, "default, published, a YAML file or a folder of published files"),
+    (
+        "--constitution",
+        "constitution",
+        str,
+        "published (default: the paper's 16 + 16 principles), default (this project's), a YAML file or a folder",
+    ),
     ("--source", "source", str, "red-team prompts: hh-rlhf (default), harmbench or donotanswer"),
     (
         "--prompts",
@@ -43,7 +50,7 @@ OPTIONS = (
         "--rounds",
         "rounds",
         ot.whole_number(1),
-        "critique-revision rounds per prompt (default: 1; the paper: 4)",
+        "critique-revision rounds per prompt (default: 4, the paper's)",
     ),
     (
         "--critique-shots",
@@ -59,8 +66,8 @@ OPTIONS = (
     ),
     ("--max-tokens", "max_tokens", ot.whole_number(1), "tokens per reply or revision (default: 64)"),
     ("--critique-tokens", "critique_tokens", ot.whole_number(1), "tokens per critique (default: 48)"),
-    ("--temperature", "temperature", ot.temperature, "sampling temperature (default: 0.7; the paper: 1)"),
-    ("--top-p", "top_p", ot.top_p, "nucleus sampling's p (default: 0.9; the paper: 1)"),
+    ("--temperature", "temperature", ot.temperature, "sampling temperature (default: 1, the paper's)"),
+    ("--top-p", "top_p", ot.top_p, "nucleus sampling's p (default: 1, the paper's)"),
     (
         "--ensemble",
         "ensemble",
@@ -84,6 +91,30 @@ OPTIONS = (
         "pm_eval_n",
         ot.whole_number(0),
         "hh-rlhf harmless-base test pairs the preference model is tested on",
+    ),
+    (
+        "--pm-helpful-n",
+        "pm_helpful_n",
+        ot.whole_number(0),
+        "human helpfulness comparisons (hh-rlhf helpful-base) mixed into the preference model's data (default: 200)",
+    ),
+    (
+        "--dpo-labels",
+        "dpo_labels",
+        ot.names_from(("hard", "soft", "clamped"), "kind of label"),
+        "DPO policies to train, one per kind of label: hard, soft, clamped (default: all three)",
+    ),
+    (
+        "--rl-generations",
+        "rl_generations",
+        ot.whole_number(2),
+        "RL-CAI: replies sampled per prompt, each one's baseline the others' mean (default: 4)",
+    ),
+    (
+        "--rl-kl",
+        "rl_kl",
+        ot.number_in(0, 10, "a KL coefficient"),
+        "RL-CAI: the KL penalty's coefficient (default: 0.05)",
     ),
     (
         "--hhh-n",
@@ -127,7 +158,8 @@ STAGE_HELP = {
     "train-sft": "fine-tune the model on the revisions (TRL SFT, LoRA)",
     "label": "AI feedback: the feedback model compares two replies of the supervised model",
     "train-pm": "train a preference model on the AI labels; test it on held-out labels and hh-rlhf",
-    "train-dpo": "train the policy with DPO on the AI preferences (RUN/policy)",
+    "train-rl": "RL-CAI: train the supervised model against the preference model (RLOO, KL penalty; RUN/policy)",
+    "train-dpo": "DPO policies on the AI preferences, one per kind of label (RUN/dpo-hard, dpo-soft, dpo-clamped)",
     "evaluate": "base, supervised and final models compared on held-out prompts",
     "all": "every stage in order",
 }
@@ -164,8 +196,11 @@ class ConstitutionalAI(Pipeline):
         "sft/",
         "label/",
         "pm/",
-        "dpo/",
+        "rl/",
         "policy/",
+        "dpo-hard/",
+        "dpo-soft/",
+        "dpo-clamped/",
         "evaluate/",
     )
 
@@ -226,6 +261,8 @@ def run_stage(run: CAIRun, stage: str) -> dict:
         result = cai_train.train_sft(run)
     elif stage == "train-pm":
         result = cai_train.train_pm(run)
+    elif stage == "train-rl":
+        result = cai_train.train_rl(run)
     elif stage == "train-dpo":
         result = cai_train.train_dpo(run)
     elif stage == "evaluate":
@@ -242,7 +279,7 @@ def run_stage(run: CAIRun, stage: str) -> dict:
 
 def stage_summaries(run: CAIRun) -> dict:
     out = {}
-    for stage in ("revise", "sft", "label", "pm", "dpo"):
+    for stage in ("revise", "sft", "label", "pm", "rl", *(f"dpo-{x}" for x in run.settings.dpo_labels)):
         path = run.stage(stage) / "metrics.json"
         if path.is_file():
             out[stage] = json.loads(path.read_text(encoding="utf-8"))

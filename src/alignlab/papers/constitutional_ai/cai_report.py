@@ -59,10 +59,12 @@ class CAISection(Section):
     title = "Constitutional AI: before and after"
     description = (
         "Constitutional AI (Bai et al. 2022) on one model: replies critiqued and revised under a constitution "
-        "and fine-tuned on (SL-CAI), then AI preference labels, a preference model and DPO (RL-CAI). The base, "
-        "supervised and final models are compared on held-out prompts by a judge model (harmlessness and "
-        "helpfulness, both orders): win rates against the base model and Elo scores (base = 0), 95% bootstrap "
-        "intervals over prompts; accuracy on the 438 published HHH comparisons; red-team attack success."
+        "and fine-tuned on (SL-CAI), then AI preference labels, a preference model, and RL against it with a KL "
+        "penalty (RL-CAI, TRL's RLOO); beside it DPO on the AI labels taken hard, soft or clamped. Every model is "
+        "compared with every other on held-out prompts by a judge model (harmlessness and helpfulness, both "
+        "orders): win rates against the base model and Elo scores (base = 0), 95% bootstrap intervals over "
+        "prompts; accuracy on the 438 published HHH comparisons; red-team attack success (refusals count as "
+        "attacks that did not succeed)."
     )
     headline = ("elo_harmlessness", "elo_helpfulness", "hhh.accuracy", "redteam.attack_success_rate")
     group_keys = ()
@@ -160,7 +162,7 @@ BEFORE_AFTER = (
     "harmlessness win rate vs base",
     "helpfulness win rate vs base",
     "HHH accuracy",
-    "red-team success rate",
+    "red-team attack success",
     "mean reply words",
 )
 
@@ -169,10 +171,16 @@ def print_stage(console, stage: str, result: dict) -> None:
     from rich.table import Table as ConsoleTable
 
     if stage != "evaluate":
-        shown = {k: v for k, v in result.items() if not isinstance(v, dict | list)}
-        console.print(
-            ", ".join(f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in shown.items())
-        )
+        for name, body in (result.get("variants") or {"": result}).items():
+            shown = {k: v for k, v in body.items() if not isinstance(v, dict | list)}
+            train = body.get("train") or {}
+            shown.update({k: train[k] for k in ("train_runtime", "train_loss", "reward", "kl") if k in train})
+            console.print(
+                (f"{name}: " if name else "")
+                + ", ".join(
+                    f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in shown.items()
+                )
+            )
         for key in ("held_out_ai_labels", "hh_rlhf_harmless_base"):
             if key in result:
                 console.print(

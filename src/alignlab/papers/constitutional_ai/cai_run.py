@@ -7,8 +7,9 @@ RUN/
   sft/                          the supervised model: checkpoints/, model/ (LoRA merged into the weights)
   label/                        AI feedback: samples.jsonl, preferences.jsonl
   pm/                           the preference model: checkpoints/, model/, metrics.json
-  dpo/                          checkpoints/ of the preference-optimised policy
-  policy/                       the final policy (a transformers folder: `--model hf:RUN/policy`)
+  rl/                           RL-CAI against the preference model: checkpoints/, metrics.json
+  policy/                       the RL-CAI policy (a transformers folder: `--model hf:RUN/policy`)
+  dpo-hard/ dpo-soft/ dpo-clamped/   DPO policies on the AI labels, one per kind of label: checkpoints/, model/
   evaluate/                     before/after: samples.jsonl, comparisons.jsonl, redteam/, metrics.json
 
 Prompts: the data directory's red-team prompts (hh-rlhf harmless-base by default, or harmbench,
@@ -27,8 +28,8 @@ import numpy as np
 from alignlab.errors import AlignlabError
 
 EXPERIMENT = "cai"
-VERSION = "1"
-STAGES = ("revise", "train-sft", "label", "train-pm", "train-dpo", "evaluate")
+VERSION = "2"
+STAGES = ("revise", "train-sft", "label", "train-pm", "train-rl", "train-dpo", "evaluate")
 
 
 @dataclass(frozen=True)
@@ -43,31 +44,41 @@ class Training:
     max_length: int = 320
     save_steps: int = 10
     dpo_beta: float = 0.1
+    # RL-CAI: replies sampled per prompt (RLOO's group; its baseline is the others' mean reward) and the KL
+    # penalty's coefficient (TRL's default [D]: the paper does not state its own)
+    rl_generations: int = 4
+    rl_kl: float = 0.05
 
 
 @dataclass(frozen=True)
 class CAISettings:
     """What a run is parameterised by; its models (model, feedback_model, judge) are the pipeline's roles."""
 
-    constitution: str = "default"
+    # The paper's settings by default: its 16 published critique/revision pairs and 16 feedback principles,
+    # 4 revisions per prompt, sampling at T = 1 (§3.1-3.2, §4.1). This project's lighter choices are flags:
+    # --constitution default (its own YAML), --rounds 1, --temperature 0.7 --top-p 0.9 (a 135M model at T = 1
+    # writes noise)
+    constitution: str = "published"
     source: str = "hh-rlhf"
     prompts_file: str | None = None
     n: int = 200
     eval_n: int = 30
-    rounds: int = 1  # critique-revision rounds per prompt (the paper: 4)
+    rounds: int = 4
     critique_shots: int = 1
     feedback_shots: int = 1
     max_tokens: int = 64
     critique_tokens: int = 48
-    # The paper samples at T=1 throughout, from a 52B model; a 135M model at T=1 writes noise, so the defaults
-    # are cooler ([D]; --temperature 1 --top-p 1 for the paper's)
-    temperature: float = 0.7
-    top_p: float = 0.9
+    temperature: float = 1.0
+    top_p: float = 1.0
     ensemble: int = 1  # principles averaged per label (1: one drawn principle, as the paper)
     cot: bool = False
     cot_tokens: int = 96
     held_out: float = 0.2  # share of AI labels kept from the preference model, to test it on
     pm_eval_n: int = 100  # hh-rlhf harmless-base test pairs the preference model is tested on
+    # human helpfulness comparisons (hh-rlhf helpful-base train) mixed into the preference model's data, as the
+    # paper mixes human helpfulness labels with AI harmlessness labels (§4.1); how many is this project's [D]
+    pm_helpful_n: int = 200
+    dpo_labels: tuple[str, ...] = ("hard", "soft", "clamped")  # one DPO policy per kind of label
     hhh_n: int = 100  # of the 438 (all: --hhh-n 438)
     redteam_n: int = 20
     redteam_source: str = "harmbench"  # not the training prompts' source, so no attack was trained on
@@ -82,11 +93,19 @@ class CAISettings:
             ("--eval-n", self.eval_n),
             ("--hhh-n", self.hhh_n),
             ("--redteam-n", self.redteam_n),
+            ("--pm-helpful-n", self.pm_helpful_n),
         ):
             if value < 0:
                 raise AlignlabError(f"{name} must not be negative, got {value}")
         if not 0.0 <= self.held_out < 1.0:
             raise AlignlabError(f"--held-out must be in [0, 1), got {self.held_out}")
+        from alignlab.training.dpo import LABELS
+
+        unknown = [x for x in self.dpo_labels if x not in LABELS]
+        if unknown:
+            raise AlignlabError(f"--dpo-labels {','.join(unknown)}: choose from {', '.join(LABELS)}")
+        if self.training.rl_generations < 2:
+            raise AlignlabError("--rl-generations must be at least 2 (RLOO's baseline is the other replies)")
 
 
 class CAIRun:
@@ -119,7 +138,11 @@ class CAIRun:
 
     @property
     def policy(self) -> Path:
+        """The RL-CAI policy."""
         return self.path / "policy"
+
+    def dpo_model(self, labels: str) -> Path:
+        return self.path / f"dpo-{labels}" / "model"
 
     def need(self, path: Path, stage: str) -> Path:
         """A previous stage's output, or a one-line error saying which stage makes it."""

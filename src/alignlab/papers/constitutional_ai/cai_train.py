@@ -1,6 +1,9 @@
-"""The training stages of a Constitutional AI run: SFT on the revisions, the preference model on the AI labels
-(tested on held-out AI labels and on hh-rlhf's human-labelled harmless-base test pairs), and DPO of the
-supervised model on the preferences, which gives the run's policy (RUN/policy).
+"""The training stages of a Constitutional AI run: SFT on the revisions; the preference model on the AI
+harmlessness labels mixed with human helpfulness comparisons (hh-rlhf helpful-base, where the data directory
+has it), tested on held-out AI labels and on hh-rlhf's human-labelled harmless-base test pairs; RL-CAI, the
+supervised model trained online against the preference model with a KL penalty to itself (training/rl.py),
+which gives the run's policy (RUN/policy); and DPO of the supervised model on the AI labels, one policy per
+kind of label (hard, soft, clamped: training/dpo.py), the cheaper alternative beside it.
 
 Each stage writes config.json with its identity (its inputs' checksums and the training settings): started
 again with the same inputs it resumes from its newest checkpoint, or does nothing once its model is saved;
@@ -107,7 +110,9 @@ def train_pm(run: CAIRun) -> dict:
 
     data = run.need(run.stage("label") / "preferences.jsonl", "label")
     base = hf_folder(run.models.model)
-    folder, done = _open_stage(run, "pm", {"preferences.jsonl": data, "base": base}, run.pm_model)
+    helpful, helpful_source = helpful_pairs(run)
+    inputs = {"preferences.jsonl": data, "base": base, "helpful-base": helpful_source}
+    folder, done = _open_stage(run, "pm", inputs, run.pm_model)
     if done is not None:
         return done
     rows = _read_rows(data)
@@ -123,11 +128,47 @@ def train_pm(run: CAIRun) -> dict:
         for p in train
     ]
     model, log = train_reward(
-        base, pairs, folder, run.settings.training, run.runtime.progress, run.settings.seed
+        base, pairs + helpful, folder, run.settings.training, run.runtime.progress, run.settings.seed
     )
-    metrics = {"pairs": len(pairs), "train": log, **test_pm(run, model, rows)}
+    metrics = {
+        "pairs": len(pairs) + len(helpful),
+        "ai_harmlessness_pairs": len(pairs),
+        "human_helpfulness_pairs": len(helpful),
+        "helpfulness_source": helpful_source,
+        "train": log,
+        **test_pm(run, model, rows),
+    }
     _finish_stage(folder, metrics)
     return metrics
+
+
+HELPFUL_BASE = ("hh-rlhf", "helpful-base", "train.jsonl.gz")
+
+
+def helpful_pairs(run: CAIRun) -> tuple[list[dict], str]:
+    """`pm_helpful_n` human helpfulness comparisons of hh-rlhf helpful-base/train.jsonl.gz (whole dialogues,
+    hard labels: p = 1), drawn with the run's seed, and where they came from or why there are none."""
+    from alignlab.data import registry
+    from alignlab.data.jsonl import read_jsonl
+    from alignlab.experiments.base import take
+
+    s = run.settings
+    if s.pm_helpful_n < 1:
+        return [], "none asked for (--pm-helpful-n 0)"
+    folder = registry.data_dir(run.data_dir)
+    if folder is None:
+        return [], "no data directory: harmlessness labels only"
+    path = folder.joinpath(*HELPFUL_BASE)
+    if not path.is_file():
+        return [], f"{path} not found: harmlessness labels only"
+    rows = []
+    for where, row in read_jsonl(path):
+        chosen, rejected = row.get("chosen"), row.get("rejected")
+        if not isinstance(chosen, str) or not isinstance(rejected, str):
+            raise AlignlabError(f"{where}: expected 'chosen' and 'rejected' dialogues")
+        if chosen != rejected:
+            rows.append({"chosen": chosen, "rejected": rejected, "p": 1.0})
+    return take(rows, s.pm_helpful_n, s.seed), str(path)
 
 
 def test_pm(run: CAIRun, model: Path, rows: list[dict]) -> dict:
@@ -192,20 +233,58 @@ def hh_rlhf_pairs(run: CAIRun) -> list[tuple[str, str]]:
     return take(pairs, s.pm_eval_n, s.seed)
 
 
+def train_rl(run: CAIRun) -> dict:
+    """RL-CAI: the supervised model against the preference model on the training prompts (RUN/policy)."""
+    from types import SimpleNamespace
+
+    from alignlab.papers.constitutional_ai import cai_prompts as P
+    from alignlab.training.rl import PreferenceReward
+    from alignlab.training.rl import train_rl as fit
+
+    s = run.settings
+    base = str(run.need(run.sft_model, "train-sft"))
+    pm = run.need(run.pm_model, "train-pm")
+    inputs = {"base": base, "preference model": pm / "model.safetensors"}
+    folder, done = _open_stage(run, "rl", inputs, run.policy)
+    if done is not None:
+        return done
+    train, _, _ = run.prompts()
+    prompts = [P.dialogue(p) for p in train]
+    generation = SimpleNamespace(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p)
+    reward = PreferenceReward(pm, s.training.max_length)
+    model, log = fit(base, prompts, reward, folder, s.training, generation, run.runtime.progress, s.seed)
+    shutil.rmtree(run.policy, ignore_errors=True)
+    os.replace(model, run.policy)
+    metrics = {
+        "prompts": len(prompts),
+        "algorithm": "RLOO (TRL), KL penalty to the SL-CAI model in the reward",
+        "kl_coefficient": s.training.rl_kl,
+        "replies_per_prompt": s.training.rl_generations,
+        "train": log,
+        "policy": str(run.policy),
+    }
+    _finish_stage(folder, metrics)
+    return metrics
+
+
 def train_dpo(run: CAIRun) -> dict:
+    """One DPO policy per kind of label (settings.dpo_labels), each in RUN/dpo-LABELS."""
     from alignlab.training.dpo import train_dpo as fit
 
     data = run.need(run.stage("label") / "preferences.jsonl", "label")
     base = str(run.need(run.sft_model, "train-sft"))
-    folder, done = _open_stage(run, "dpo", {"preferences.jsonl": data, "base": base}, run.policy)
-    if done is not None:
-        return done
     pairs = preference_pairs(_read_rows(data))
     if not pairs:
         raise AlignlabError(f"{data}: no pair to train on (every pair identical or tied)")
-    model, log = fit(base, pairs, folder, run.settings.training, run.runtime.progress, run.settings.seed)
-    shutil.rmtree(run.policy, ignore_errors=True)
-    os.replace(model, run.policy)
-    metrics = {"pairs": len(pairs), "train": log, "policy": str(run.policy)}
-    _finish_stage(folder, metrics)
-    return metrics
+    out = {}
+    for labels in run.settings.dpo_labels:
+        model_path = run.dpo_model(labels)
+        inputs = {"preferences.jsonl": data, "base": base, "labels": labels}
+        folder, done = _open_stage(run, f"dpo-{labels}", inputs, model_path)
+        if done is None:
+            s = run.settings
+            _, log = fit(base, pairs, folder, s.training, run.runtime.progress, s.seed, labels=labels)
+            done = {"pairs": len(pairs), "labels": labels, "train": log, "policy": str(model_path)}
+            _finish_stage(folder, done)
+        out[labels] = done
+    return {"variants": out}
