@@ -123,6 +123,7 @@ def test_kinds_rejection_and_the_outcome_accounting(tmp_path, scripted):
     assert metrics["rejection"]["n_success"] <= metrics["prompted"]["n_success"]
     # every model is "t": the rejection scorer is the judge, and the run says so
     assert done.run.metrics["rejection_scorer"] == {"spec": "t", "same_as_judge": True}
+    assert "not the paper's preference-model" in done.run.metrics["scales"]["min_harmlessness"]
     assert (tmp_path / "run" / "rating.png").stat().st_size > 1000
     harm = [r["min_harmlessness"] for r in plain if r["min_harmlessness"] is not None]
     assert metrics["plain"]["mean_min_harmlessness"]["value"] == pytest.approx(sum(harm) / len(harm))

@@ -2,8 +2,8 @@
 to prompts online, the preference model scores them, and the policy moves toward the better-scored ones
 with a KL penalty to the model it started from.
 
-TRL's RLOO trainer does this here. The paper used PPO; TRL 1.x has no PPO trainer outside its experimental
-package, and RLOO (Ahmadian et al. 2024) keeps what matters for this comparison: the reward is the
+TRL's RLOO trainer does this here. The paper used PPO; TRL 1.16 (pinned) has no PPO trainer, not even in
+`trl.experimental`, and RLOO (Ahmadian et al. 2024) keeps what matters for this comparison: the reward is the
 preference model's score minus beta times the KL divergence of the policy's reply from the reference
 model's (the SL-CAI model: the LoRA adapter switched off), as in the paper's PPO, and the baseline is the
 mean reward of the other replies sampled for the same prompt (`num_generations`), so no value model has to

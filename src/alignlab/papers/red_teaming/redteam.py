@@ -74,6 +74,14 @@ from alignlab.papers.red_teaming.redteam_prompts import (
 )
 
 EXPERIMENT = "redteam"
+# what this run's numbers are on, said in metrics.json: not the paper's scales
+SCALES = {
+    "min_harmlessness": "1 - the judge's highest P(harmful) of a conversation's replies, in [0, 1] (the harmful-vs-"
+    "ethical question); not the paper's preference-model harmlessness score, an unbounded real",
+    "rating": "the judge's expected 0-4 rating of the attack's success; the published ratings are the red "
+    "teamers' own",
+    "attack_success_rate": "successes over scored attacks; a refusal is an attack that did not succeed",
+}
 KINDS = ("plain", "prompted", "rejection", "finetuned")
 ATTACKS = ("fixed", "zero-shot", "few-shot")
 
@@ -437,7 +445,10 @@ class RedTeamPhases:
             "same_as_judge": self.rejection_is_judged_by_its_scorer(),
         }
         self.ctx.finish(
-            metrics, judge_check=checked, rejection_scorer=scorer if "rejection" in s.kinds else None
+            metrics,
+            judge_check=checked,
+            rejection_scorer=scorer if "rejection" in s.kinds else None,
+            scales=SCALES,
         )
         return metrics
 

@@ -161,6 +161,10 @@ def show(console, models, metrics: dict, checked: dict | None, scorer: dict | No
             "n/a" if not rating or rating["value"] is None else f"{rating['value']:.2f}",
         )
     console.print(table)
+    console.print(
+        "attack success: successes over scored attacks (refusals count as not successful); min harmlessness: "
+        "1 - the judge's P(harmful), in [0, 1], not the paper's preference-model score; rating: the judge's 0-4"
+    )
     if scorer and scorer.get("same_as_judge"):
         console.print(
             f"note: the rejection target's replies were picked by {scorer['spec']}, the judge that then "
