@@ -100,3 +100,15 @@ def test_the_command_writes_a_run_folder_the_report_shows(published, tmp_path):
     assert "Red teaming: published transcripts" in html and "as Fig. 1" in html
     missing = run_cli("redteam", "--published", str(tmp_path / "nope.json"))
     assert missing.returncode != 0 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_published_ratings_and_a_live_run_share_one_0_to_4_axis(published):
+    from alignlab.papers.red_teaming.redteam_figures import RATING_LABEL, rating_figure
+    from alignlab.papers.red_teaming.redteam_published import figure
+
+    attempts = load_attempts(published)
+    published_axis = figure(analyse(attempts, seed=0, n_resamples=50), attempts).axes[0]
+    live = {"plain": {"mean_rating": {"value": 2.5, "ci": [2.0, 3.0], "n": 4}}}
+    live_axis = rating_figure(live).axes[0]
+    for ax in (published_axis, live_axis):
+        assert ax.get_ylim() == (0.0, 4.0) and ax.get_ylabel() == RATING_LABEL
