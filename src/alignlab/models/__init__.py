@@ -4,12 +4,15 @@ smollm2-135m                      a bundled model (transformers on its GGUF file
 hf:PATH-OR-HUB-ID                 transformers: a hub id, a local folder, or a .gguf file
 gguf:PATH | llamacpp:PATH         llama-cpp-python on a GGUF file (or a bundled model's name)
 openai:MODEL@http://HOST:PORT/v1  any OpenAI-compatible server
+
+Any spec may end in `@params=N` (70B, 7.5B, 135M, 1.2T or a plain number): the model's parameter count for
+scaling figures and trends, for a served model that cannot say it (or to override what a local one counts).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,9 +35,29 @@ class ModelSpec:
     kind: str  # "bundled" | "hf" | "llamacpp" | "openai"
     target: str  # the bundled name, hub id / folder / file, GGUF file, or the server's model name
     url: str = ""  # openai: the server's base URL
+    parameters: int | None = None  # declared by `@params=N`
 
 
 _KINDS = {"hf": "hf", "gguf": "llamacpp", "llamacpp": "llamacpp", "openai": "openai"}
+_DECLARED = re.compile(r"@params=([^@]*)$")
+_SCALE = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
+
+
+def declared_parameters(spec: str) -> tuple[str, int | None]:
+    """(the spec without its `@params=N` ending, N as a count; None without one); a malformed N is an error."""
+    found = _DECLARED.search(spec) if isinstance(spec, str) else None
+    if not found:
+        return spec, None
+    text = found.group(1).strip()
+    number = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMBT]?)", text, flags=re.I)
+    if not number or float(number.group(1)) <= 0:
+        raise AlignlabError(
+            f"model spec {shown_spec(spec)}: @params={text!r} is not a parameter count (e.g. 70B, 135M, 7000000)"
+        )
+    count = round(float(number.group(1)) * _SCALE[number.group(2).upper()])
+    return spec[: found.start()], int(count)
+
+
 _OPENAI_FORM = "openai:MODEL@http://HOST:PORT/v1"
 
 
@@ -44,6 +67,9 @@ def parse_spec(spec: str) -> ModelSpec:
         raise AlignlabError(f"empty model spec: expected {SPEC_HELP}")
     if any(not ch.isprintable() for ch in spec):
         raise AlignlabError(f"model spec {shown_spec(spec)} holds control characters (a newline, a tab?)")
+    base, declared = declared_parameters(spec)
+    if declared is not None:
+        return replace(parse_spec(base), parameters=declared)
     if spec in bundled.BUNDLED:
         return ModelSpec("bundled", spec)
     prefix, _, rest = spec.partition(":")
@@ -90,8 +116,27 @@ def shown_spec(spec: str, limit: int = 200) -> str:
 def load_model(spec: str, **options) -> Backend:
     """Build the backend a spec names. Options reach the backend (e.g. batch_size, max_concurrency)."""
     parsed = parse_spec(spec)
+    if parsed.parameters is not None:
+        return _declared(_load(spec, declared_parameters(spec)[0], **options), parsed.parameters)
+    return _load(spec, spec, **options)
+
+
+def _declared(backend: Backend, parameters: int) -> Backend:
+    """The backend with its parameter count as the spec declared it (in its info, which run configs keep)."""
+    counted = backend.info
+
+    def info() -> dict:
+        return {**counted(), "parameters": parameters, "parameters_from": "the model spec (@params=)"}
+
+    backend.info = info  # type: ignore[method-assign]
+    return backend
+
+
+def _load(spec: str, bare: str, **options) -> Backend:
+    """The backend of `bare` (the spec without @params=), named by the spec as typed."""
+    parsed = parse_spec(bare)
     if parsed.kind == "bundled":
-        return _hf(spec, str(bundled.resolve(spec)), **options)
+        return _hf(spec, str(bundled.resolve(bare)), **options)
     if parsed.kind == "hf":
         target = parsed.target
         return _hf(spec, str(bundled.resolve(target)) if target in bundled.BUNDLED else target, **options)

@@ -25,9 +25,10 @@ MANIFEST = "alignlab-whole.json"  # in a checkpoint once the trainer finished sa
 
 def hf_folder(spec: str) -> str:
     """The transformers weights a model spec names (a folder, or a hub id), or a one-line error."""
-    from alignlab.models import bundled
+    from alignlab.models import bundled, declared_parameters
     from alignlab.models.hf import _resolve_folder
 
+    spec = declared_parameters(spec)[0]  # a declared parameter count does not change the weights
     prefix, _, rest = spec.partition(":")
     if spec in bundled.BUNDLED:
         target = str(bundled.resolve(spec))

@@ -1,0 +1,107 @@
+"""`@params=N` on any model spec: parsed by hand, refused when malformed, and kept in the backend's info (which
+run configs, the index and the scaling figures read) without changing which model is loaded."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from datadir import DATA
+
+import alignlab.models as models
+from alignlab.errors import AlignlabError
+from alignlab.models import declared_parameters, parse_spec
+
+
+@pytest.mark.parametrize(
+    ("spec", "bare", "count"),
+    [
+        ("smollm2-135m@params=135M", "smollm2-135m", 135_000_000),
+        (
+            "openai:llama-70b@http://127.0.0.1:8000/v1@params=70B",
+            "openai:llama-70b@http://127.0.0.1:8000/v1",
+            70 * 10**9,
+        ),
+        ("hf:/m/folder@params=7.5b", "hf:/m/folder", 7_500_000_000),
+        ("gguf:/m.gguf@params=1.2T", "gguf:/m.gguf", 1_200_000_000_000),
+        ("hf:x@params=350000", "hf:x", 350_000),
+        ("openai:m@http://u:p@127.0.0.1:1/v1", "openai:m@http://u:p@127.0.0.1:1/v1", None),
+    ],
+)
+def test_a_declared_count_by_hand(spec, bare, count):
+    assert declared_parameters(spec) == (bare, count)
+    assert parse_spec(spec) == replace(parse_spec(bare), parameters=count)
+
+
+@pytest.mark.parametrize("text", ["", "lots", "-5B", "0", "7B7", "1e9"])
+def test_a_malformed_count_is_one_line_naming_it(text):
+    with pytest.raises(AlignlabError, match="is not a parameter count"):
+        parse_spec(f"hf:x@params={text}")
+
+
+def test_the_backend_reports_the_declared_count_and_loads_the_bare_spec(monkeypatch):
+    loaded = []
+
+    class Served:
+        def __init__(self, spec, **_):
+            self.spec = spec
+            loaded.append(spec)
+
+        def info(self):
+            return {"backend": "openai", "model": "m"}
+
+    monkeypatch.setattr("alignlab.models.openai.OpenAIBackend", lambda spec, **kw: Served(spec, **kw))
+    backend = models.load_model("openai:m@http://127.0.0.1:9/v1@params=70B")
+    assert backend.info() == {
+        "backend": "openai",
+        "model": "m",
+        "parameters": 70 * 10**9,
+        "parameters_from": "the model spec (@params=)",
+    }
+    assert loaded == ["openai:m@http://127.0.0.1:9/v1@params=70B"]  # named as typed
+    plain = models.load_model("openai:m@http://127.0.0.1:9/v1")
+    assert "parameters" not in plain.info()
+
+
+def test_fine_tuning_reads_the_weights_whatever_count_is_declared():
+    from alignlab.training.common import hf_folder
+
+    with pytest.raises(AlignlabError, match="cannot fine-tune 'gguf:/x.gguf'"):
+        hf_folder("gguf:/x.gguf@params=1B")
+
+
+@pytest.mark.heavy  # a server on 127.0.0.1
+@pytest.mark.skipif(not (DATA / "bbq").is_dir(), reason="../shared/datasets not found")
+def test_a_ladder_of_served_models_with_declared_sizes_draws_a_scaling_figure(tmp_path):
+    from test_openai_backend import CharBackend
+
+    from alignlab import experiments
+    from alignlab.evaluate import RunOptions, run_ladder
+    from alignlab.experiments import DataSource
+    from alignlab.report import write_report
+    from alignlab.report.index import build_index
+    from alignlab.report.runs import find_runs
+    from alignlab.serve import serve
+
+    server = serve(CharBackend())
+    try:
+        url = server.base_url
+        specs = [f"openai:char-model@{url}@params={size}" for size in ("7B", "13B", "70B")]
+        bbq = experiments.get("bbq")
+        opts = RunOptions(
+            out=tmp_path / "runs",
+            limit=3,
+            data=DataSource(data_dir=str(DATA)),
+            use_cache=False,
+            progress=False,
+            bootstrap=50,
+        )
+        results = run_ladder(bbq, bbq.settings(), specs, opts)
+    finally:
+        server.close()
+    assert [r.parameters for r in results] == [7 * 10**9, 13 * 10**9, 70 * 10**9]
+    index = build_index(find_runs(tmp_path / "runs").runs)
+    assert sorted(index["parameters"].dropna().unique()) == [7 * 10**9, 13 * 10**9, 70 * 10**9]
+    write_report(tmp_path / "runs", tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "against parameter count" in page and "left out" not in page
