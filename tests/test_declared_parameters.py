@@ -10,7 +10,7 @@ from datadir import DATA
 
 import alignlab.models as models
 from alignlab.errors import AlignlabError
-from alignlab.models import declared_parameters, parse_spec
+from alignlab.models import declared_axes, declared_parameters, parse_spec
 
 
 @pytest.mark.parametrize(
@@ -30,7 +30,18 @@ from alignlab.models import declared_parameters, parse_spec
 )
 def test_a_declared_count_by_hand(spec, bare, count):
     assert declared_parameters(spec) == (bare, count)
-    assert parse_spec(spec) == replace(parse_spec(bare), parameters=count)
+    axes = (("params", count),) if count else ()
+    assert parse_spec(spec) == replace(parse_spec(bare), parameters=count, axes=axes)
+
+
+def test_other_axes_and_several_at_once():
+    bare, axes = declared_axes("hf:ckpt-500@params=13B@rlhf_steps=500@tokens=0.3T")
+    assert bare == "hf:ckpt-500" and axes == {"params": 13 * 10**9, "rlhf_steps": 500.0, "tokens": 3e11}
+    assert declared_axes("hf:x@RLHF_steps=0") == ("hf:x", {"rlhf_steps": 0.0})  # zero steps: the start
+    with pytest.raises(AlignlabError, match="given twice"):
+        declared_axes("hf:x@steps=1@steps=2")
+    with pytest.raises(AlignlabError, match="is not a number"):
+        declared_axes("hf:x@steps=many")
 
 
 @pytest.mark.parametrize("text", ["", "lots", "-5B", "0", "7B7", "1e9"])

@@ -421,6 +421,30 @@ def test_a_model_without_a_parameter_count_is_named_under_every_figure_it_could_
 
 @pytest.mark.heavy
 @needs_data
+def test_a_ladder_of_checkpoints_draws_its_declared_axis(tmp_path, monkeypatch, capsys):
+    from alignlab.models import _declared, declared_axes
+
+    def load(spec, **_options):  # every checkpoint the same size; the spec declares its RLHF steps
+        bare, axes = declared_axes(spec)
+        backend = StubBackend(bare, parameters=100)
+        return _declared(backend, axes) if axes else backend
+
+    monkeypatch.setattr(alignlab.models, "load_model", load)
+    monkeypatch.setenv("ALIGNLAB_DATA_DIR", str(DATA))
+    code = main(
+        ["eval", "self-correction", "--model", "ckpt@rlhf_steps=0,ckpt@rlhf_steps=500,ckpt-x", "--limit", "10",
+         "--conditions", "q", "--out", str(tmp_path), "--no-progress", "--bootstrap", "20", "--axis", "rlhf_steps"]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    figures = [line for line in capsys.readouterr().out.splitlines() if line.startswith("figure:")]
+    assert len(figures) == 4 and all("-by-rlhf_steps.png" in line for line in figures)
+    assert all("left out, no rlhf_steps value: ckpt-x" in line for line in figures)
+    config = json.loads((tmp_path / "bbq-ckpt-rlhf_steps-500" / "config.json").read_text())
+    assert config["model"]["axes"] == {"rlhf_steps": 500.0}
+
+
+@pytest.mark.heavy
+@needs_data
 def test_the_suite_runs_every_experiment_on_each_model_and_draws_the_scaling_figures(
     tmp_path, monkeypatch, capsys
 ):

@@ -94,6 +94,13 @@ def _add_suite_options(p: argparse.ArgumentParser, suite) -> None:
         "out": "the folder that holds <experiment>-<model> for each run and figures/ (default: runs)",
     }
     _add_eval_options(p, combined, settings_classes=owners, helps=helps)
+    p.add_argument(
+        "--axis",
+        default="parameters",
+        metavar="NAME",
+        help="the figures' x axis: parameters (default), or an axis the model specs declare as @NAME=VALUE "
+        "(e.g. rlhf_steps for a ladder of checkpoints)",
+    )
     p.set_defaults(conditions=None)
 
 
@@ -198,12 +205,14 @@ def _run_suite(args) -> int:
     values = _setting_values(args)
     models = _models(args)
     opts = run_options(args, model=models[0], out=args.out or Path("runs"))
-    outcome = run_suite(suite, models, values, opts)
+    axis = args.axis.strip().lower() or "parameters"
+    outcome = run_suite(suite, models, values, opts, axis)
     console.print(suite_table(suite, outcome.results))
     console.print(f"{len(outcome.results)} run folders in {opts.out}")
     for path in outcome.figures:
         unplaced = outcome.left_out.get(path)
-        note = f"  (left out, no parameter count: {', '.join(unplaced)})" if unplaced else ""
+        what = "no parameter count" if axis == "parameters" else f"no {axis} value"
+        note = f"  (left out, {what}: {', '.join(unplaced)})" if unplaced else ""
         console.print(f"figure: {path}{note}", soft_wrap=True)  # a path, whole on its line
     if args.report is not None:
         from alignlab.report import write_report

@@ -56,6 +56,11 @@ class EvalResult:
     new_samples: int
     plots: list[Path]
     parameters: int | None = None
+    axes: dict = field(default_factory=dict)  # what the model spec declared (@NAME=VALUE), params aside
+
+    def axis_value(self, axis: str) -> float | None:
+        """This run's place on a scaling figure's x axis: its parameter count, or a declared axis."""
+        return self.parameters if axis == "parameters" else self.axes.get(axis)
 
 
 def load_checked(experiment: Experiment, settings: Settings, opts: RunOptions) -> Items:
@@ -176,6 +181,7 @@ def _run(
         new_samples=new,
         plots=plots,
         parameters=parameters if isinstance(parameters, int) else None,
+        axes=dict(info.get("axes") or {}),
     )
 
 
@@ -217,7 +223,9 @@ class SuiteResult:
     )  # figure -> the models it could not place (no parameter count)
 
 
-def run_suite(suite: Suite, models: list[str], values: dict, opts: RunOptions) -> SuiteResult:
+def run_suite(
+    suite: Suite, models: list[str], values: dict, opts: RunOptions, axis: str = "parameters"
+) -> SuiteResult:
     """Every experiment of `suite` on each model (loaded once per model) into `opts.out/<experiment>-<model>`,
     then the suite's figures into `opts.out/figures/`.
 
@@ -253,14 +261,17 @@ def run_suite(suite: Suite, models: list[str], values: dict, opts: RunOptions) -
         del backend  # one model in memory at a time
     order = {member.experiment: i for i, member in enumerate(suite.members)}
     results.sort(key=lambda r: (*_by_parameters(r), r.model, order[r.experiment]))
-    figures, left_out = suite_figures(suite, results, opts.out / "figures")
+    figures, left_out = suite_figures(suite, results, opts.out / "figures", axis)
     return SuiteResult(results, figures, left_out)
 
 
-def suite_figures(suite: Suite, results: list[EvalResult], folder: Path) -> tuple[list[Path], dict]:
-    """Per experiment: its headline metric against parameter count, one line per condition, 95% intervals
-    (the form of Ganguli et al. 2023, Figs. 1-3). Returns the figures and, for each, the runs it left out
-    (no parameter count), which the figure also names under its axis."""
+def suite_figures(
+    suite: Suite, results: list[EvalResult], folder: Path, axis: str = "parameters"
+) -> tuple[list[Path], dict]:
+    """Per experiment: its headline metric against parameter count (or another `axis` the model specs
+    declare, e.g. rlhf_steps), one line per condition, 95% intervals (the form of Ganguli et al. 2023,
+    Figs. 1-3). Returns the figures and, for each, the runs it left out (no value on the axis), which the
+    figure also names under its axis."""
     import pandas as pd
 
     from alignlab.atomic import write_bytes_atomic
@@ -272,7 +283,8 @@ def suite_figures(suite: Suite, results: list[EvalResult], folder: Path) -> tupl
         for result in results:
             if result.experiment != member.experiment:
                 continue
-            if result.parameters is None:
+            place = result.axis_value(axis)
+            if place is None:
                 unplaced.append(result.model)
                 continue
             for condition, body in result.metrics["conditions"].items():
@@ -284,7 +296,7 @@ def suite_figures(suite: Suite, results: list[EvalResult], folder: Path) -> tupl
                 rows.append(
                     {
                         "model": result.model,
-                        "parameters": result.parameters,
+                        axis: place,
                         "condition": condition,
                         "value": estimate["value"],
                         "ci_low": estimate["value"] if low is None else low,
@@ -294,9 +306,10 @@ def suite_figures(suite: Suite, results: list[EvalResult], folder: Path) -> tupl
         if not rows:
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{member.experiment}-{member.headline.replace('.', '_')}.png"
+        suffix = "" if axis == "parameters" else f"-by-{axis}"
+        path = folder / f"{member.experiment}-{member.headline.replace('.', '_')}{suffix}.png"
         title = f"{member.experiment}: {member.headline}"
-        write_bytes_atomic(path, plot_scaling(pd.DataFrame(rows), member.headline, title, unplaced))
+        write_bytes_atomic(path, plot_scaling(pd.DataFrame(rows), member.headline, title, unplaced, axis))
         written.append(path)
         if unplaced:
             left_out[path] = unplaced

@@ -6,7 +6,9 @@ gguf:PATH | llamacpp:PATH         llama-cpp-python on a GGUF file (or a bundled 
 openai:MODEL@http://HOST:PORT/v1  any OpenAI-compatible server
 
 Any spec may end in `@params=N` (70B, 7.5B, 135M, 1.2T or a plain number): the model's parameter count for
-scaling figures and trends, for a served model that cannot say it (or to override what a local one counts).
+scaling figures and trends, for a served model that cannot say it (or to override what a local one counts);
+and in `@NAME=VALUE` for any other numeric axis of a ladder (`@rlhf_steps=500`, `@tokens=300B`), which
+`--axis NAME` draws. Several may follow one another: `hf:ckpt-500@params=13B@rlhf_steps=500`.
 """
 
 from __future__ import annotations
@@ -36,29 +38,42 @@ class ModelSpec:
     target: str  # the bundled name, hub id / folder / file, GGUF file, or the server's model name
     url: str = ""  # openai: the server's base URL
     parameters: int | None = None  # declared by `@params=N`
+    axes: tuple[tuple[str, float], ...] = ()  # declared by `@NAME=VALUE`, params included
 
 
 _KINDS = {"hf": "hf", "gguf": "llamacpp", "llamacpp": "llamacpp", "openai": "openai"}
-_DECLARED = re.compile(r"@params=([^@]*)$")
+_OPENAI_FORM = "openai:MODEL@http://HOST:PORT/v1"
+_DECLARED = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)=([^@]*)$")
 _SCALE = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
 
 
+def declared_axes(spec: str) -> tuple[str, dict[str, float]]:
+    """(the spec without its `@NAME=VALUE` endings, {NAME: value}); `params` is a whole count. A value that is
+    not a number (with an optional K, M, B or T) is an error naming the spec."""
+    axes: dict[str, float] = {}
+    bare = spec
+    while isinstance(bare, str) and (found := _DECLARED.search(bare)):
+        name, text = found.group(1).lower(), found.group(2).strip()
+        number = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMBT]?)", text, flags=re.I)
+        if not number or (name == "params" and float(number.group(1)) <= 0):
+            what = (
+                "a parameter count (e.g. 70B, 135M, 7000000)"
+                if name == "params"
+                else "a number (e.g. 500, 300B)"
+            )
+            raise AlignlabError(f"model spec {shown_spec(spec)}: @{name}={text!r} is not {what}")
+        if name in axes:
+            raise AlignlabError(f"model spec {shown_spec(spec)}: @{name}= is given twice")
+        value = float(number.group(1)) * _SCALE[number.group(2).upper()]
+        axes[name] = int(round(value)) if name == "params" else value
+        bare = bare[: found.start()]
+    return bare, dict(reversed(list(axes.items())))
+
+
 def declared_parameters(spec: str) -> tuple[str, int | None]:
-    """(the spec without its `@params=N` ending, N as a count; None without one); a malformed N is an error."""
-    found = _DECLARED.search(spec) if isinstance(spec, str) else None
-    if not found:
-        return spec, None
-    text = found.group(1).strip()
-    number = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMBT]?)", text, flags=re.I)
-    if not number or float(number.group(1)) <= 0:
-        raise AlignlabError(
-            f"model spec {shown_spec(spec)}: @params={text!r} is not a parameter count (e.g. 70B, 135M, 7000000)"
-        )
-    count = round(float(number.group(1)) * _SCALE[number.group(2).upper()])
-    return spec[: found.start()], int(count)
-
-
-_OPENAI_FORM = "openai:MODEL@http://HOST:PORT/v1"
+    """(the spec without its `@NAME=VALUE` endings, the `@params=` count or None)."""
+    bare, axes = declared_axes(spec)
+    return bare, axes.get("params")
 
 
 def parse_spec(spec: str) -> ModelSpec:
@@ -67,9 +82,9 @@ def parse_spec(spec: str) -> ModelSpec:
         raise AlignlabError(f"empty model spec: expected {SPEC_HELP}")
     if any(not ch.isprintable() for ch in spec):
         raise AlignlabError(f"model spec {shown_spec(spec)} holds control characters (a newline, a tab?)")
-    base, declared = declared_parameters(spec)
-    if declared is not None:
-        return replace(parse_spec(base), parameters=declared)
+    base, axes = declared_axes(spec)
+    if axes:
+        return replace(parse_spec(base), parameters=axes.get("params"), axes=tuple(axes.items()))
     if spec in bundled.BUNDLED:
         return ModelSpec("bundled", spec)
     prefix, _, rest = spec.partition(":")
@@ -116,17 +131,24 @@ def shown_spec(spec: str, limit: int = 200) -> str:
 def load_model(spec: str, **options) -> Backend:
     """Build the backend a spec names. Options reach the backend (e.g. batch_size, max_concurrency)."""
     parsed = parse_spec(spec)
-    if parsed.parameters is not None:
-        return _declared(_load(spec, declared_parameters(spec)[0], **options), parsed.parameters)
+    if parsed.axes:
+        return _declared(_load(spec, declared_axes(spec)[0], **options), dict(parsed.axes))
     return _load(spec, spec, **options)
 
 
-def _declared(backend: Backend, parameters: int) -> Backend:
-    """The backend with its parameter count as the spec declared it (in its info, which run configs keep)."""
+def _declared(backend: Backend, axes: dict) -> Backend:
+    """The backend with what the spec declared in its info, which run configs keep: `axes`, and the
+    parameter count when `params` is one of them."""
     counted = backend.info
 
     def info() -> dict:
-        return {**counted(), "parameters": parameters, "parameters_from": "the model spec (@params=)"}
+        out = counted()
+        others = {k: v for k, v in axes.items() if k != "params"}
+        if others:
+            out["axes"] = others
+        if "params" in axes:
+            out.update(parameters=axes["params"], parameters_from="the model spec (@params=)")
+        return out
 
     backend.info = info  # type: ignore[method-assign]
     return backend

@@ -18,10 +18,13 @@ def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
     return buffer.getvalue()
 
 
-def plot_scaling(rows: pd.DataFrame, metric: str, title: str, left_out: list[str] | tuple = ()) -> bytes:
-    """rows: index rows of one experiment and metric (group overall), one run per model; the x axis is
-    parameter count (log), one line per condition, 95% intervals as error bars. `left_out`: the runs that
-    had the metric but could not be placed (no parameter count), named under the axis."""
+def plot_scaling(
+    rows: pd.DataFrame, metric: str, title: str, left_out: list[str] | tuple = (), axis: str = "parameters"
+) -> bytes:
+    """rows: index rows of one experiment and metric (group overall), one run per model; the x axis is the
+    column `axis`: parameter count (log scale), or another axis a ladder declares (rlhf_steps: linear), one
+    line per condition, 95% intervals as error bars. `left_out`: the runs that had the metric but could not
+    be placed (no value on the axis), named under it."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -29,24 +32,27 @@ def plot_scaling(rows: pd.DataFrame, metric: str, title: str, left_out: list[str
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     conditions = list(dict.fromkeys(rows["condition"]))  # the runs' own order: q, q+if, q+if+cot
-    ordered = rows.sort_values("parameters")
+    ordered = rows.sort_values(axis)
     for i, condition in enumerate(conditions):
         part = ordered[ordered["condition"] == condition]
-        x = part["parameters"].astype(float)
+        x = part[axis].astype(float)
         y = part["value"]
         low = (y - part["ci_low"]).clip(lower=0).fillna(0)
         high = (part["ci_high"] - y).clip(lower=0).fillna(0)
         ax.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, color=f"C{i % 10}", label=condition or "-")
-    ax.set_xscale("log")
+    by_size = axis == "parameters"
+    if by_size:
+        ax.set_xscale("log")
     # One tick per model, named: a ladder has few rungs and the reader wants to know which is which.
-    sizes = ordered.drop_duplicates("parameters")
-    ax.set_xticks(sizes["parameters"].astype(float).tolist(), minor=False)
+    sizes = ordered.drop_duplicates(axis)
+    ax.set_xticks(sizes[axis].astype(float).tolist(), minor=False)
     ax.set_xticks([], minor=True)
+    label = parameter_label if by_size else (lambda v: f"{float(v):g}")
     ax.set_xticklabels(
-        [f"{m}\n{parameter_label(p)}" for m, p in zip(sizes["model"], sizes["parameters"], strict=True)],
-        fontsize=7,
+        [f"{m}\n{label(p)}" for m, p in zip(sizes["model"], sizes[axis], strict=True)], fontsize=7
     )
-    ax.set_xlabel("parameters (log scale)" + (f"\n{left_out_note(left_out)}" if left_out else ""))
+    name = "parameters (log scale)" if by_size else axis
+    ax.set_xlabel(name + (f"\n{left_out_note(left_out, axis)}" if left_out else ""))
     ax.set_ylabel(metric)
     ax.set_title(title, fontsize=10)
     ax.grid(linewidth=0.4, alpha=0.5)
@@ -54,10 +60,11 @@ def plot_scaling(rows: pd.DataFrame, metric: str, title: str, left_out: list[str
     return png_bytes(fig)
 
 
-def left_out_note(names) -> str:
+def left_out_note(names, axis: str = "parameters") -> str:
     """The line that names the runs a scaling figure could not place."""
     shown = ", ".join(list(names)[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-    return f"left out, no parameter count: {shown}"
+    what = "no parameter count" if axis == "parameters" else f"no {axis} value"
+    return f"left out, {what}: {shown}"
 
 
 def parameter_label(parameters) -> str:
