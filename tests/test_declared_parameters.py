@@ -111,8 +111,23 @@ def test_a_ladder_of_served_models_with_declared_sizes_draws_a_scaling_figure(tm
     finally:
         server.close()
     assert [r.parameters for r in results] == [7 * 10**9, 13 * 10**9, 70 * 10**9]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        f"bbq-char-model-params-{size}" for size in ("13B", "70B", "7B")
+    ]
     index = build_index(find_runs(tmp_path / "runs").runs)
     assert sorted(index["parameters"].dropna().unique()) == [7 * 10**9, 13 * 10**9, 70 * 10**9]
     write_report(tmp_path / "runs", tmp_path / "report.html")
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "against parameter count" in page and "left out" not in page
+
+
+def test_a_served_models_run_is_named_after_the_model_not_the_url():
+    from alignlab.experiments.run_options import run_name
+
+    assert (
+        run_name("bbq", "openai:llama-3-70b@http://127.0.0.1:8000/v1@params=70B")
+        == "bbq-llama-3-70b-params-70B"
+    )
+    assert run_name("bbq", "openai:meta/llama@https://api.example/v1") == "bbq-meta-llama"
+    assert run_name("bbq", "hf:/models/ckpt@rlhf_steps=500") == "bbq-ckpt-rlhf_steps-500"
+    assert run_name("bbq", "smollm2-135m") == "bbq-smollm2-135m"

@@ -47,10 +47,25 @@ class RunOptions:
 
 
 def run_name(name: str, model: str, label: str | None = None) -> str:
-    """A run folder's default name: `<experiment or pipeline>-<label, else the model spec's last part>`."""
-    tail = (label or model).rstrip("/").split("/")[-1]
+    """A run folder's default name: `<experiment or pipeline>-<label, else the model spec's last part>`; for a
+    served model the part is its name, not its URL's last part ("v1"), and declared axes follow it."""
+    tail = (label or _model_part(model)).rstrip("/").split("/")[-1]
     slug = "".join(ch if ch.isalnum() or ch in "-._" else "-" for ch in tail)[:60] or "model"
     return f"{name}-{slug}"
+
+
+def _model_part(model: str) -> str:
+    """openai:MODEL@URL@params=7B -> MODEL@params=7B (what tells served models apart); any other spec as is."""
+    from alignlab.models import declared_axes
+
+    try:
+        bare, _ = declared_axes(model)
+    except AlignlabError:
+        return model
+    if not bare.startswith("openai:") or "@http" not in bare:
+        return model
+    served = bare.removeprefix("openai:").split("@http", 1)[0]
+    return served.replace("/", "-") + model[len(bare) :]
 
 
 # (flag, argparse keywords) of every run option but --out and --limit, whose help the command words
