@@ -433,7 +433,8 @@ def test_a_ladder_of_checkpoints_draws_its_declared_axis(tmp_path, monkeypatch, 
     monkeypatch.setenv("ALIGNLAB_DATA_DIR", str(DATA))
     code = main(
         ["eval", "self-correction", "--model", "ckpt@rlhf_steps=0,ckpt@rlhf_steps=500,ckpt-x", "--limit", "10",
-         "--conditions", "q", "--out", str(tmp_path), "--no-progress", "--bootstrap", "20", "--axis", "rlhf_steps"]
+         "--conditions", "q", "--out", str(tmp_path), "--no-progress", "--bootstrap", "20", "--axis", "rlhf_steps",
+         "--report", str(tmp_path / "r.html")]
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
     figures = [line for line in capsys.readouterr().out.splitlines() if line.startswith("figure:")]
@@ -441,6 +442,10 @@ def test_a_ladder_of_checkpoints_draws_its_declared_axis(tmp_path, monkeypatch, 
     assert all("left out, no rlhf_steps value: ckpt-x" in line for line in figures)
     config = json.loads((tmp_path / "bbq-ckpt-rlhf_steps-500" / "config.json").read_text())
     assert config["model"]["axes"] == {"rlhf_steps": 500.0}
+    html = (tmp_path / "r.html").read_text()  # the report draws the same axis
+    assert (
+        "bias_score.ambig against rlhf_steps" in html and "left out, no rlhf_steps value: bbq-ckpt-x" in html
+    )
 
 
 @pytest.mark.heavy

@@ -216,8 +216,9 @@ def _run_suite(args) -> int:
         console.print(f"figure: {path}{note}", soft_wrap=True)  # a path, whole on its line
     if args.report is not None:
         from alignlab.report import write_report
+        from alignlab.report.html import ReportOptions
 
-        runset = write_report(opts.out, args.report)
+        runset = write_report(opts.out, args.report, ReportOptions(axis=axis))
         console.print(f"report of {len(runset.runs)} runs in {opts.out}: {args.report}")
     return 0
 

@@ -60,6 +60,13 @@ def register(sub) -> None:
         help="runs with their own figures and drill-down, newest first",
     )
     r.add_argument("--title", default="alignlab report")
+    r.add_argument(
+        "--axis",
+        default="parameters",
+        metavar="NAME",
+        help="the scaling figures' x axis: parameters (default), or an axis the model specs declare as "
+        "@NAME=VALUE (e.g. rlhf_steps)",
+    )
     r.set_defaults(func=_run_report)
 
 
@@ -143,7 +150,12 @@ def _run_report(args) -> int:
     runset = write_report(
         args.root,
         args.output,
-        ReportOptions(samples_per_run=args.samples_per_run, detail_runs=args.detail_runs, title=args.title),
+        ReportOptions(
+            samples_per_run=args.samples_per_run,
+            detail_runs=args.detail_runs,
+            title=args.title,
+            axis=args.axis.strip().lower() or "parameters",
+        ),
     )
     for problem in runset.problems:
         print(f"warning: {problem}", file=sys.stderr)

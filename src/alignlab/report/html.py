@@ -37,6 +37,7 @@ class ReportOptions:
     samples_per_run: int = 200
     detail_runs: int = 30  # runs with their own figures and sample drill-down (newest first)
     title: str = "alignlab report"
+    axis: str = "parameters"  # the scaling figures' x axis: parameters, or an axis the model specs declare
 
 
 class Html(str):
@@ -292,7 +293,7 @@ def _experiment(
     ]
     if section.description:
         out.append(f"<p>{_esc(section.description)}</p>")
-    out.append(_scaling(part, section))
+    out.append(_scaling(part, section, runs, options.axis))
     out.append(
         _guarded(section, "its tables", problems, _across, section, [r for r in runs if r.complete], anchor)
     )
@@ -343,26 +344,32 @@ def _across(section: Section, runs: list[Run], anchor: str) -> Html:
     return Html("".join(parts))
 
 
-def _scaling(part: pd.DataFrame, section: Section) -> Html:
-    """Metric against parameter count, one line per condition, where runs span two or more model sizes."""
+def _scaling(part: pd.DataFrame, section: Section, runs: list[Run], axis: str = "parameters") -> Html:
+    """Metric against parameter count (or a declared `axis`), one line per condition, where runs span two
+    or more values of it."""
     if part.empty:
         return Html("")
     overall = part[part["group"] == "overall"]
-    latest = latest_per_model(overall[overall["parameters"].notna()])
-    if latest["parameters"].nunique() < 2:
+    if axis != "parameters":
+        overall = overall.assign(**{axis: overall["run"].map({r.name: r.axes.get(axis) for r in runs})})
+    latest = latest_per_model(overall[overall[axis].notna()])
+    if latest[axis].nunique() < 2:
         return Html("")
     figures = []
+    what = "model size" if axis == "parameters" else axis
     for metric in section.headline:
         rows = latest[latest["metric"] == metric]
-        if rows["parameters"].nunique() >= 2:
-            # a run that has the metric but no parameter count cannot be placed: named, never dropped silently
-            unplaced = overall[(overall["metric"] == metric) & overall["parameters"].isna()]
+        if rows[axis].nunique() >= 2:
+            # a run that has the metric but no value on the axis cannot be placed: named, never dropped silently
+            unplaced = overall[(overall["metric"] == metric) & overall[axis].isna()]
             left_out = sorted(set(unplaced["run"]))
-            title = f"{section.title.split(':')[0]}: {metric} by model size"
-            png = plot_scaling(rows, metric, title, left_out)
-            caption = "newest run per model" + (f"; {left_out_note(left_out)}" if left_out else "")
-            figures.append(_figure_html(png, f"{metric} against parameter count", caption))
-    return Html("<h3>Across model sizes</h3>" + "".join(figures)) if figures else Html("")
+            title = f"{section.title.split(':')[0]}: {metric} by {what}"
+            png = plot_scaling(rows, metric, title, left_out, axis)
+            caption = "newest run per model" + (f"; {left_out_note(left_out, axis)}" if left_out else "")
+            against = "parameter count" if axis == "parameters" else axis
+            figures.append(_figure_html(png, f"{metric} against {against}", caption))
+    heading = "Across model sizes" if axis == "parameters" else f"Across {axis}"
+    return Html(f"<h3>{_esc(heading)}</h3>" + "".join(figures)) if figures else Html("")
 
 
 def _samples(

@@ -7,6 +7,7 @@ Unreadable files are reported, not fatal: one bad folder must not hide a thousan
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,6 +45,19 @@ class Run:
         value = model.get("parameters") if isinstance(model, dict) else None
         ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < INT64_LIMIT
         return int(value) if ok else None  # not NaN, inf or 10**400: the index keeps it in an Int64 column
+
+    @property
+    def axes(self) -> dict[str, float]:
+        """What the model spec declared for a ladder's axes (`@NAME=VALUE`), finite numbers only."""
+        model = self.config.get("model")
+        axes = model.get("axes") if isinstance(model, dict) else None
+        if not isinstance(axes, dict):
+            return {}
+        return {
+            str(k): float(v)
+            for k, v in axes.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        }
 
     @property
     def config_hash(self) -> str:
