@@ -131,3 +131,33 @@ def test_a_served_models_run_is_named_after_the_model_not_the_url():
     assert run_name("bbq", "openai:meta/llama@https://api.example/v1") == "bbq-meta-llama"
     assert run_name("bbq", "hf:/models/ckpt@rlhf_steps=500") == "bbq-ckpt-rlhf_steps-500"
     assert run_name("bbq", "smollm2-135m") == "bbq-smollm2-135m"
+
+
+@pytest.mark.heavy  # a server on 127.0.0.1
+def test_a_model_served_by_alignlab_serve_reports_its_size_from_the_model_card():
+    from test_openai_backend import CharBackend
+
+    from alignlab.serve import serve
+
+    class Counted(CharBackend):
+        def info(self):
+            return {"backend": "char", "parameters": 135_000_000}
+
+    server = serve(Counted())
+    try:
+        backend = models.load_model(f"openai:char-model@{server.base_url}")
+        backend.check()
+        assert backend.info()["parameters"] == 135_000_000
+        assert backend.info()["parameters_from"] == "the server's model card"
+        declared = models.load_model(f"openai:char-model@{server.base_url}@params=7B")
+        declared.check()
+        assert declared.info()["parameters"] == 7 * 10**9  # what the user declares wins
+    finally:
+        server.close()
+    plain = serve(CharBackend())  # a backend that cannot count: no count on the card, none made up
+    try:
+        backend = models.load_model(f"openai:char-model@{plain.base_url}")
+        backend.check()
+        assert "parameters" not in backend.info()
+    finally:
+        plain.close()

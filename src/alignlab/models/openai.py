@@ -243,7 +243,12 @@ class OpenAIBackend(BackendBase):
         return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
     def info(self) -> dict:
-        return {"backend": "openai", "model": self.model, "base_url": self.base_url}
+        out = {"backend": "openai", "model": self.model, "base_url": self.base_url}
+        # a parameter count where the server's model card gives one (alignlab serve does; @params= overrides)
+        counted = (self._model_card or {}).get("alignlab_parameters")
+        if isinstance(counted, int) and not isinstance(counted, bool) and counted > 0:
+            out.update(parameters=counted, parameters_from="the server's model card")
+        return out
 
     @property
     def capabilities(self) -> frozenset[str]:  # type: ignore[override]

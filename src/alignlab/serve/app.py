@@ -42,6 +42,7 @@ def make_app(backend: Backend, model_name: str | None = None, batcher: Batcher |
     batcher = batcher or Batcher(backend)
     created = int(time.time())
     fingerprint: list[str] = []
+    counted = backend.info().get("parameters")  # on the card, so a client can place the model by size
 
     app = FastAPI(title="alignlab serve", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.batcher = batcher
@@ -57,6 +58,7 @@ def make_app(backend: Backend, model_name: str | None = None, batcher: Batcher |
             "owned_by": "alignlab",
             "root": backend.spec,
             "alignlab_fingerprint": fingerprint[0],
+            **({"alignlab_parameters": counted} if isinstance(counted, int) and counted > 0 else {}),
         }
 
     @app.get("/v1/models")
