@@ -91,10 +91,9 @@ def test_the_preference_model_learns_to_rank_the_preferred_reply_higher(base, tm
     assert scores[0] > scores[1] and scores[2] > scores[3], scores
 
 
-def test_an_interrupted_training_resumes_from_its_last_checkpoint(base, tmp_path, capsys):
+def _interrupt_and_count():
+    """Trainer callbacks: one that stops training with Ctrl-C after step 3, one that records the steps run."""
     from transformers import TrainerCallback
-
-    from alignlab.training.sft import train_sft
 
     class Interrupt(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -102,10 +101,19 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(base, tmp_path
                 raise KeyboardInterrupt
 
     class Count(TrainerCallback):
-        steps: list[int] = []
+        def __init__(self):
+            self.steps = []
 
         def on_step_end(self, args, state, control, **kwargs):
             self.steps.append(state.global_step)
+
+    return Interrupt, Count
+
+
+def test_an_interrupted_training_resumes_from_its_last_checkpoint(base, tmp_path, capsys):
+    from alignlab.training.sft import train_sft
+
+    Interrupt, Count = _interrupt_and_count()
 
     rows = [{"prompt": PROMPT, "completion": SAFE}] * 24  # 6 steps of 4
     training = replace(FAST, epochs=1, save_steps=2)
@@ -143,21 +151,9 @@ def test_rl_moves_the_policy_toward_what_the_reward_prefers(base, tmp_path):
 
 
 def test_an_interrupted_rl_stage_resumes_from_its_last_checkpoint(base, tmp_path, capsys):
-    from transformers import TrainerCallback
-
     from alignlab.training.rl import train_rl
 
-    class Interrupt(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 3:
-                raise KeyboardInterrupt
-
-    class Count(TrainerCallback):
-        def __init__(self):
-            self.steps = []
-
-        def on_step_end(self, args, state, control, **kwargs):
-            self.steps.append(state.global_step)
+    Interrupt, Count = _interrupt_and_count()
 
     training = replace(FAST, epochs=1, train_batch_size=4, rl_generations=2, save_steps=2)
     prompts = [PROMPT] * 24  # 6 steps of 4 replies (2 prompts x 2 replies each)
