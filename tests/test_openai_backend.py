@@ -79,6 +79,10 @@ class CharBackend(BackendBase):
     def features(self, requests):
         raise UnsupportedRequest("no features")
 
+    def render(self, prompt) -> str:
+        """A chat as text, for the logprobs of what was generated after it."""
+        return "".join(f"<{role}>{text}" for role, text in prompt.messages) + "<assistant>" + prompt.prefill
+
     def token_logprobs(self, text: str) -> list[tuple[str, float | None]]:
         pieces = [("<s>", None)] if self.bos else []
         for i, c in enumerate(text):
@@ -227,13 +231,14 @@ def test_served_model_card_carries_backend_fingerprint(served):
     assert client(url).fingerprint() == client(url).fingerprint()
 
 
-def test_chat_prompt_cannot_be_scored_and_constructor_does_no_io():
+def test_chat_prompt_cannot_be_scored_from_prompt_logprobs_and_constructor_does_no_io(served):
     remote = client(f"http://127.0.0.1:{free_port()}/v1")  # nothing listens: constructing must not fail
-    with pytest.raises(UnsupportedRequest, match="--format raw"):
-        remote.score([ScoreRequest(prompt=Chat(messages=(("user", "q"),)), continuations=(" a",))])
     assert remote.capabilities == frozenset({"score", "generate"})
     with pytest.raises(UnsupportedRequest):
         remote.features([])
+    exact = client(served(CharBackend()), scoring="prompt-logprobs")
+    with pytest.raises(UnsupportedRequest, match="--format raw, or --scoring top-logprobs"):
+        exact.score([ScoreRequest(prompt=Chat(messages=(("user", "q"),)), continuations=(" a",))])
 
 
 # ---- scripted fake servers -----------------------------------------------------------------------------
@@ -538,7 +543,7 @@ def test_real_model_through_serve_matches_direct(served):
 
 
 @needs("bbq")
-def test_server_without_prompt_logprobs_generates_only_and_scoring_runs_stop_before_work(
+def test_server_without_any_logprobs_samples_answers_and_raw_scoring_runs_stop_before_work(
     fake, tmp_path, capsys
 ):
     def respond(path, body, n):  # like llama.cpp server: echo ignored, logprobs of the generated token only
@@ -549,20 +554,24 @@ def test_server_without_prompt_logprobs_generates_only_and_scoring_runs_stop_bef
     server = fake(respond, answer_probe=False)
     remote = client(server.url, model="m")
     remote.check()
-    assert remote.capabilities == frozenset({"generate"})
-    with pytest.raises(
-        UnsupportedRequest, match=r"supports: generate\): server at .* gives no prompt logprobs"
-    ):
-        require(remote, {"score"})
+    assert remote.scoring == "sampling"  # no prompt logprobs, no top logprobs on chat: counted answers
+    assert remote.info()["scoring"] == {"path": "sampling", "samples": 20, "temperature": 1.0}
     assert remote.generate([GenerateRequest(prompt="p", max_tokens=3)])[0].text == "generated"
-    with pytest.raises(UnsupportedRequest, match="cannot score"):
+    with pytest.raises(UnsupportedRequest, match="gives no prompt logprobs.*use --format chat"):
         remote.score([ScoreRequest(prompt="p", continuations=(" q",))])
+    refusal = remote.raw_scoring_refusal()
+    assert "gives no prompt logprobs" in refusal and "--format chat" in refusal
 
     out = tmp_path / "run"
     code = main(["eval", "bbq", "--model", f"openai:m@{server.url}", "--limit", "2", "--out", str(out)])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.count("\n") == 0 and "gives no prompt logprobs" in err
+    assert code == 2 and err.count("\n") == 0 and "gives no prompt logprobs" in err and "--format chat" in err
     assert not out.exists()  # stopped before the run folder was made
+    code = main(
+        ["eval", "bbq", "--model", f"openai:m@{server.url}", "--scoring", "top-logprobs", "--out", str(out)]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "gives no top logprobs" in err and not out.exists()
 
 
 def test_chat_only_server_generates_chats_and_refuses_the_rest_in_one_line(fake):
@@ -575,11 +584,14 @@ def test_chat_only_server_generates_chats_and_refuses_the_rest_in_one_line(fake)
     remote = client(fake(respond, answer_probe=False).url, model="m")
     chat = Chat(messages=(("user", "hello"),))
     assert remote.generate([GenerateRequest(prompt=chat)])[0].text == "hi"
-    assert remote.capabilities == frozenset({"generate"})
+    assert remote.scoring == "sampling"
     with pytest.raises(UnsupportedRequest, match="chat only.*use --format chat"):
         remote.generate([GenerateRequest(prompt="raw text")])
-    with pytest.raises(UnsupportedRequest, match="no /completions endpoint"):
+    with pytest.raises(UnsupportedRequest, match="no /completions endpoint.*use --format chat"):
         remote.score([ScoreRequest(prompt="p", continuations=(" q",))])
+    # a chat prompt is scored from 20 sampled answers ("hi" each: none matches " q" or " h", "hi" all)
+    scored = remote.score([ScoreRequest(prompt=chat, continuations=("hi", " q"))])[0]
+    assert scored.reading["counts"] == [20, 0] and scored.logprobs == [0.0, -9999.0]
 
 
 @pytest.mark.heavy
@@ -609,3 +621,34 @@ def test_concurrency_backs_off_when_the_server_is_overloaded(fake, monkeypatch):
     # The same work without adapting (8 in flight against a server that takes 2) is refused far more often;
     # a ratio in the same run, so a slow machine moves both counts alike.
     assert 2 * adaptive < fixed, f"{adaptive} refused adapting, {fixed} without"
+
+
+def test_serve_answers_as_a_chat_only_api_and_as_one_without_logprobs(served):
+    body = {
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 2,
+        "logprobs": True,
+        "top_logprobs": 2,
+    }
+    chat_only = served(CharBackend(), api="chat-only")
+    assert httpx.post(f"{chat_only}/completions", json={"prompt": "a"}).status_code == 404
+    content = httpx.post(f"{chat_only}/chat/completions", json=body).json()["choices"][0]["logprobs"][
+        "content"
+    ]
+    assert [c["token"] for c in content] == ["[", "h"]
+    assert content[0]["logprob"] == pytest.approx(char_logprob("["))
+    remote = client(chat_only)
+    remote.check()
+    assert remote.scoring == "top-logprobs" and remote.info()["scoring"]["continues_prefill"] is True
+
+    bare = served(CharBackend(), api="no-logprobs")
+    assert httpx.post(f"{bare}/completions", json={"prompt": "a"}).status_code == 404
+    choice = httpx.post(f"{bare}/chat/completions", json=body).json()["choices"][0]
+    assert choice["logprobs"] is None and choice["message"]["content"] == "[h"
+    remote = client(bare, answer_samples=7)
+    remote.check()
+    assert remote.scoring == "sampling" and remote.info()["scoring"]["samples"] == 7
+    # the run's identity changes with the path: a sampled run never resumes a top-logprob one
+    assert client(chat_only).fingerprint() != client(chat_only, scoring="sampling").fingerprint()
+    with pytest.raises(AlignlabError, match="unknown API shape"):
+        served(CharBackend(), api="grpc")

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from alignlab.engine.samples import sample_key
-from alignlab.errors import AlignlabError
+from alignlab.engine.sampling_error import sampling_replays, scoring_summary, widen
+from alignlab.errors import AlignlabError, UnsupportedRequest
 from alignlab.experiments import DataSource, Experiment, Items, Suite
 from alignlab.experiments.base import Settings
 from alignlab.experiments.identity import run_identity
@@ -109,10 +110,16 @@ def _run(
     # e.g. an unreachable server fails here, before the run folder is touched; a server also finds out here
     # what it can do (prompt logprobs or not), which `require` then reads
     backend.check()
-    require(backend, experiment.request_kinds(settings))
+    kinds = experiment.request_kinds(settings)
+    require(backend, kinds)
+    refusal = getattr(backend, "raw_scoring_refusal", lambda: None)()
+    if refusal and "score" in kinds and settings.prompt_format == "raw":
+        raise UnsupportedRequest(refusal)
 
     fingerprint = backend.fingerprint()
     info = backend.info()
+    scoring = info.get("scoring") if isinstance(info.get("scoring"), dict) else None
+    sampled = bool(scoring and scoring.get("path") == "sampling")
     identity = run_identity(
         name=experiment.name,
         version=experiment.version,
@@ -153,7 +160,9 @@ def _run(
 
     try:
         with open_cache(opts) as cache:
-            new = make_engine(backend, cache, opts).run_tasks(
+            engine = make_engine(backend, cache, opts)
+            engine.record_replies = sampled  # to replay the tasks with redrawn counts
+            new = engine.run_tasks(
                 tasks, on_sample=samples_log.append, description=f"{experiment.name} {opts.model}"
             )
     finally:
@@ -168,6 +177,19 @@ def _run(
         "model": opts.model,
         "conditions": experiment.metrics(samples, settings, seed=settings.seed, n_resamples=opts.bootstrap),
     }
+    summary = scoring_summary(samples, scoring)
+    if summary is not None:
+        metrics["scoring"] = summary
+    if sampled:
+        asked_items = {(item_id, condition): item for item, item_id, condition in asked}
+        replays, replayed = sampling_replays(experiment, asked_items, samples, settings, settings.seed)
+        summary["sampling_error"] = {
+            "replicates": len(replays),
+            "samples_replayed": replayed,
+            "intervals_widened": widen(metrics["conditions"], replays),
+            "how": "each interval widened by its value's spread over replays with every sampled answer "
+            "count redrawn (Dirichlet, Jeffreys prior), added in quadrature; ci_items is the item-only one",
+        }
     plots = experiment.figures(metrics["conditions"], folder.path, samples)
     plots += experiment.artifacts(metrics["conditions"], samples, settings, folder.path)
     folder.finish(metrics)

@@ -14,6 +14,12 @@ The engine advances every task batch by batch: it takes pending requests of one 
 those it has cached, runs the rest in length-sorted batches, and hands each sample on the moment its task
 returns.
 It knows nothing of datasets; experiments know nothing of batching.
+
+Scores read without prompt logprobs (top logprobs, sampled answers: `alignlab.models.answer_reading`) leave
+a summary on their task's sample under "scoring" (coverage, answers outside the top-k, requests), so a run's
+metrics can say how its numbers were read whatever the experiment; with `record_replies` each sample also
+keeps every result its task was given ("_replies"), from which the run replays the task with the sampled
+counts redrawn (`alignlab.engine.sampling_error`).
 """
 
 from __future__ import annotations
@@ -36,7 +42,17 @@ from rich.text import Text
 
 from alignlab.engine.cache import ResponseCache
 from alignlab.errors import AlignlabError
-from alignlab.models.base import Backend, Chat, Request, Result, request_key
+from alignlab.models.base import (
+    Backend,
+    Chat,
+    FeaturesResult,
+    GenerateResult,
+    Request,
+    Result,
+    ScoreResult,
+    request_key,
+    result_to_json,
+)
 from alignlab.models.text import PromptTooLong
 
 Task = Generator[Request, Result, dict]
@@ -70,6 +86,7 @@ class Engine:
     batch_size: int = 16
     max_concurrency: int = 8
     show_progress: bool = True
+    record_replies: bool = False
 
     @property
     def chunk_size(self) -> int:
@@ -120,6 +137,8 @@ class Engine:
         outstanding: dict[object, int] = {}  # how many of them are still to come
         as_list: dict[object, bool] = {}  # whether that yield was a list
         generators: dict[object, Task] = dict(tasks)
+        readings: dict[object, list[dict]] = {}  # each task's scores' `reading`s
+        transcripts: dict[object, list[dict]] = {}  # each task's results, when recording replies
 
         def advance(key, reply, first: bool = False) -> dict | None:
             gen = generators[key]
@@ -160,8 +179,17 @@ class Engine:
                     continue  # more of this yield's requests are still out
                 answered = [r for _, r in sorted(replies.pop(key), key=lambda pair: pair[0])]
                 stage[key] += 1
+                readings.setdefault(key, []).extend(
+                    r.reading for r in answered if getattr(r, "reading", None)
+                )
+                if self.record_replies:
+                    transcripts.setdefault(key, []).append(recorded(answered, as_list[key]))
                 finished = advance(key, answered if as_list[key] else answered[0])
                 if finished is not None:
+                    if readings.get(key):
+                        finished = {**finished, "scoring": summarize(readings.pop(key))}
+                    if key in transcripts:
+                        finished = {**finished, "_replies": transcripts.pop(key)}
                     if progress is not None:
                         progress[0].advance(progress[1])
                     yield key, finished
@@ -212,6 +240,29 @@ class Engine:
                 )
             known.update(answered)
         return [known[k] for k in keys]
+
+
+def recorded(results: list[Result], as_list: bool) -> dict:
+    """One yield's results as JSON, to replay its task with."""
+    return {"list": as_list, "results": [{"kind": kind_of(r), **result_to_json(r)} for r in results]}
+
+
+def kind_of(result: Result) -> str:
+    return {ScoreResult: "score", GenerateResult: "generate", FeaturesResult: "features"}[type(result)]
+
+
+def summarize(readings: list[dict]) -> dict:
+    """One sample's scores' readings in one: the path, the least top-k mass, the answers read as a bound
+    (outside the top-k) of all answers, and the requests (and samples) they took."""
+    out: dict = {"path": readings[0]["path"], "requests": sum(r.get("requests", 0) for r in readings)}
+    if any("covered" in r for r in readings):
+        out["covered"] = min(r["covered"] for r in readings if "covered" in r)
+        out["answers"] = sum(len(r["outside"]) for r in readings if "outside" in r)
+        out["outside"] = sum(sum(r["outside"]) for r in readings if "outside" in r)
+    if any("counts" in r for r in readings):
+        out["samples"] = sum(r["samples"] for r in readings if "samples" in r)
+        out["unmatched"] = sum(r["unmatched"] for r in readings if "unmatched" in r)
+    return out
 
 
 def _named(owner) -> str:

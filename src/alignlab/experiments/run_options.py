@@ -99,6 +99,25 @@ RUN_FLAGS = (
         {"type": _OT.whole_number(1), "default": 8, "help": "requests in flight (HTTP backends)"},
     ),
     (
+        "--scoring",
+        {
+            "choices": ("auto", "prompt-logprobs", "top-logprobs", "sampling"),
+            "default": "auto",
+            "help": "how a served model's answers are scored: from prompt logprobs (exact; vLLM, alignlab "
+            "serve), from the chat endpoint's top-20 logprobs (OpenAI's chat models), or from sampled "
+            "answers (no logprobs: Anthropic); auto takes the first the server gives (default: auto)",
+        },
+    ),
+    (
+        "--answer-samples",
+        {
+            "type": _OT.whole_number(1, 1000),
+            "default": 20,
+            "help": "answers sampled per question where --scoring is sampling: the requests each score "
+            "costs, and the sampling error carried into the intervals (default: 20)",
+        },
+    ),
+    (
         "--executor",
         {
             "choices": ("local", "ray"),
@@ -162,6 +181,10 @@ def run_options(args, **overrides) -> RunOptions:
         backend_options["gen_dtype"] = args.gen_dtype
     if args.gen_width is not None:
         backend_options["gen_width"] = args.gen_width
+    if args.scoring != "auto":
+        backend_options["scoring"] = args.scoring
+    if args.answer_samples != 20:
+        backend_options["answer_samples"] = args.answer_samples
     values = dict(
         out=args.out,
         limit=getattr(args, "limit", None),
@@ -192,6 +215,7 @@ def load_backend(spec: str, opts: RunOptions):
     from alignlab.models import load_model
 
     options = {"batch_size": opts.batch_size, "max_concurrency": opts.max_concurrency, **opts.backend_options}
+    _check_scoring(spec, options.get("scoring", "auto"))
     if opts.executor == "local":
         return load_model(spec, **options)
     if opts.executor == "ray":
@@ -205,6 +229,23 @@ def load_backend(spec: str, opts: RunOptions):
             **options,
         )
     raise AlignlabError(f"unknown executor {opts.executor!r}: choose local or ray")
+
+
+def _check_scoring(spec: str, scoring: str) -> None:
+    """A local model scores from its own logprobs; another path is for served models only."""
+    from alignlab.models import parse_spec
+
+    if scoring not in ("auto", "prompt-logprobs") and parse_spec(spec).kind not in ("openai", "inspect"):
+        raise AlignlabError(
+            f"--scoring {scoring} is for served models (openai:, inspect:); {shown(spec)} scores from its "
+            "own logprobs"
+        )
+
+
+def shown(spec: str) -> str:
+    from alignlab.models import shown_spec
+
+    return shown_spec(spec)
 
 
 @contextlib.contextmanager

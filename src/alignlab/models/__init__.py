@@ -4,6 +4,7 @@ smollm2-135m                      a bundled model (transformers on its GGUF file
 hf:PATH-OR-HUB-ID                 transformers: a hub id, a local folder, or a .gguf file
 gguf:PATH | llamacpp:PATH         llama-cpp-python on a GGUF file (or a bundled model's name)
 openai:MODEL@http://HOST:PORT/v1  any OpenAI-compatible server
+inspect:PROVIDER/MODEL[@URL]      any provider of Inspect's model API (pip install 'alignlab[inspect]')
 
 Any spec may end in `@params=N` (70B, 7.5B, 135M, 1.2T or a plain number): the model's parameter count for
 scaling figures and trends, for a served model that cannot say it (or to override what a local one counts);
@@ -26,7 +27,7 @@ __all__ = ["Backend", "ModelSpec", "load_model", "parse_spec", "require", "SPEC_
 
 SPEC_HELP = (
     "a bundled name (" + ", ".join(bundled.BUNDLED) + "), hf:PATH-OR-HUB-ID, gguf:FILE, "
-    "llamacpp:FILE or openai:MODEL@URL"
+    "llamacpp:FILE, openai:MODEL@URL or inspect:PROVIDER/MODEL[@URL]"
 )
 
 
@@ -34,14 +35,15 @@ SPEC_HELP = (
 class ModelSpec:
     """A spec taken apart, before anything is loaded or contacted."""
 
-    kind: str  # "bundled" | "hf" | "llamacpp" | "openai"
+    kind: str  # "bundled" | "hf" | "llamacpp" | "openai" | "inspect"
     target: str  # the bundled name, hub id / folder / file, GGUF file, or the server's model name
     url: str = ""  # openai: the server's base URL
     parameters: int | None = None  # declared by `@params=N`
     axes: tuple[tuple[str, float], ...] = ()  # declared by `@NAME=VALUE`, params included
 
 
-_KINDS = {"hf": "hf", "gguf": "llamacpp", "llamacpp": "llamacpp", "openai": "openai"}
+_KINDS = {"hf": "hf", "gguf": "llamacpp", "llamacpp": "llamacpp", "openai": "openai", "inspect": "inspect"}
+_INSPECT_FORM = "inspect:PROVIDER/MODEL or inspect:PROVIDER/MODEL@http://HOST:PORT/v1"
 _OPENAI_FORM = "openai:MODEL@http://HOST:PORT/v1"
 _DECLARED = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)=([^@]*)$")
 _SCALE = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
@@ -93,6 +95,12 @@ def parse_spec(spec: str) -> ModelSpec:
         raise AlignlabError(f"unknown model spec {shown_spec(spec)}: expected {SPEC_HELP}")
     if not rest.strip():
         raise AlignlabError(f"model spec {shown_spec(spec)} names nothing after '{prefix}:'")
+    if kind == "inspect":
+        found = re.match(r"(.*?)@(https?://.*)", rest, flags=re.S)
+        model, url = (found.group(1), found.group(2)) if found else (rest, "")
+        if "/" not in model.strip("/") or "@" in model:
+            raise AlignlabError(f"bad model spec {shown_spec(spec)}: expected {_INSPECT_FORM}")
+        return ModelSpec(kind, model, _checked_url(url, spec) if url else "")
     if kind != "openai":
         return ModelSpec(kind, rest)
     # the first "@http": a URL may hold user:password@ of its own
@@ -170,6 +178,10 @@ def _load(spec: str, bare: str, **options) -> Backend:
         from alignlab.models.llamacpp import LlamaCppBackend
 
         return LlamaCppBackend(spec, path, **options)
+    if parsed.kind == "inspect":
+        from alignlab.models.inspect_backend import InspectBackend
+
+        return InspectBackend(spec, model=parsed.target, base_url=parsed.url or None, **options)
     from alignlab.models.openai import OpenAIBackend
 
     return OpenAIBackend(spec, model=parsed.target, base_url=parsed.url, **options)

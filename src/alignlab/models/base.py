@@ -68,6 +68,9 @@ Request = ScoreRequest | GenerateRequest | FeaturesRequest
 class ScoreResult:
     logprobs: list[float]  # one per continuation, natural log
     num_tokens: list[int]  # tokens in each continuation
+    # How the values were read where not from the prompt's own tokens (`alignlab.models.answer_reading`):
+    # {"path": "top-logprobs", "covered", "outside", "requests"} or {"path": "sampling", "counts", ...}
+    reading: dict | None = None
 
 
 @dataclass
@@ -186,6 +189,12 @@ class BackendBase:
     """Defaults for a backend's optional members."""
 
     parallelism = 1
+    # False where scores are read through a chat endpoint (top logprobs, sampling): raw text cannot be scored
+    scores_raw_prompts = True
+
+    def raw_scoring_refusal(self) -> str | None:
+        """Why raw-text prompts cannot be scored (None: they can); asked after `check()`."""
+        return None if self.scores_raw_prompts else f"model {self.spec!r} scores through a chat endpoint"
 
     def check(self) -> None:
         return None

@@ -56,6 +56,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from alignlab.errors import AlignlabError, UnsupportedRequest
+from alignlab.models import answer_reading
 from alignlab.models.base import (
     BackendBase,
     Chat,
@@ -196,12 +197,21 @@ class OpenAIBackend(BackendBase):
         backoff: float | None = None,
         max_backoff: float = 30.0,
         api_key_file: str | os.PathLike | None = None,
+        scoring: str = "auto",
+        answer_samples: int = answer_reading.DEFAULT_SAMPLES,
+        top_k: int = answer_reading.DEFAULT_TOP_K,
         **ignored: Any,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise AlignlabError(
                 f"bad server URL {_public_url(base_url)!r} in spec {spec!r}: expected http(s)://"
             )
+        if scoring not in ("auto", *answer_reading.PATHS):
+            raise AlignlabError(
+                f"unknown scoring path {scoring!r}: choose auto, {', '.join(answer_reading.PATHS)}"
+            )
+        if int(answer_samples) < 1 or not 1 <= int(top_k) <= 20:
+            raise AlignlabError("answer_samples must be at least 1 and top_k from 1 to 20")
         if int(max_concurrency) < 1:
             raise AlignlabError(f"max_concurrency must be at least 1, got {max_concurrency}")
         timeout = _setting("timeout", timeout)
@@ -226,6 +236,13 @@ class OpenAIBackend(BackendBase):
         self.unsupported: dict[str, str] = {}  # request kind -> why this server cannot do it (from check())
         self._chat_only = False
         self._no_models_endpoint = False  # GET /models answered 404: with /completions 404 too, a wrong path
+        self.scoring_asked = scoring
+        self.answer_samples = int(answer_samples)
+        self.top_k = int(top_k)
+        self.scoring = ""  # the path check() chose: one of answer_reading.PATHS ("" until checked, or none)
+        self._can_continue = False  # the chat endpoint continues a prefilled assistant turn
+        self._score_requests = 0  # HTTP requests scoring made (cost, reported by the run)
+        self._echo_why = ""  # why prompt logprobs are not open, where they are not
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(spec={self.spec!r}, model={self.model!r}, base_url={self.base_url!r})"
@@ -240,32 +257,59 @@ class OpenAIBackend(BackendBase):
             "model": self.model,
             **{key: card[key] for key in ("owned_by", "root", "alignlab_fingerprint") if key in card},
         }
+        if self.scoring not in (
+            "",
+            "prompt-logprobs",
+        ):  # another path reads other numbers: not the same model
+            facts["scoring"] = self._scoring_facts()
         return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
     def info(self) -> dict:
         out = {"backend": "openai", "model": self.model, "base_url": self.base_url}
+        if self.scoring:
+            out["scoring"] = self._scoring_facts()
         # a parameter count where the server's model card gives one (alignlab serve does; @params= overrides)
         counted = (self._model_card or {}).get("alignlab_parameters")
         if isinstance(counted, int) and not isinstance(counted, bool) and counted > 0:
             out.update(parameters=counted, parameters_from="the server's model card")
         return out
 
+    def _scoring_facts(self) -> dict:
+        """The scoring path and its settings, for the run's config and identity."""
+        facts: dict[str, Any] = {"path": self.scoring}
+        if self.scoring == "top-logprobs":
+            facts.update(top_k=self.top_k, continues_prefill=self._can_continue)
+        elif self.scoring == "sampling":
+            facts.update(samples=self.answer_samples, temperature=1.0)
+        return facts
+
     @property
     def capabilities(self) -> frozenset[str]:  # type: ignore[override]
         return frozenset({"score", "generate"}) - set(self.unsupported)
 
+    def raw_scoring_refusal(self) -> str | None:
+        if self.scoring in ("", "prompt-logprobs"):
+            return None
+        why = f"{self._echo_why}; " if self._echo_why else ""
+        return (
+            f"{why}model {self.spec!r} scores from its chat endpoint ({self.scoring}), which cannot score the "
+            "raw text prompts this run asks: use --format chat"
+        )
+
     def score(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
-        for request in requests:
-            if isinstance(request.prompt, Chat):
-                raise UnsupportedRequest(
-                    f"model {self.spec!r} cannot score chat prompts: OpenAI-compatible chat endpoints "
-                    "give no prompt logprobs (use --format raw)"
-                )
         if not requests:
             return []
         self.check()
         if "score" in self.unsupported:
             raise UnsupportedRequest(f"model {self.spec!r} cannot score: {self.unsupported['score']}")
+        if self.scoring != "prompt-logprobs":
+            return self._call("batch", lambda: self._read_all(requests))
+        for request in requests:
+            if isinstance(request.prompt, Chat):
+                raise UnsupportedRequest(
+                    f"model {self.spec!r} cannot score chat prompts from prompt logprobs (the chat endpoint "
+                    "gives none): use --format raw, or --scoring top-logprobs"
+                )
         return self._call("batch", lambda: self._score_all(requests))
 
     def generate(self, requests: list[GenerateRequest]) -> list[GenerateResult]:
@@ -293,6 +337,7 @@ class OpenAIBackend(BackendBase):
             return
         self._model_card = self._call("check", self._fetch_card)
         self._call("check", self._probe_scoring)
+        self._call("check", self._choose_scoring)
         self._checked = True
 
     async def _probe_scoring(self) -> None:
@@ -316,6 +361,56 @@ class OpenAIBackend(BackendBase):
                     self.unsupported["score"] = f"it refuses prompt logprobs ({exc})"
             except _NoPromptLogprobs as exc:
                 self.unsupported["score"] = str(exc)
+
+    async def _choose_scoring(self) -> None:
+        """The scoring path: prompt logprobs where the server echoes them (exact), else the chat endpoint's
+        top logprobs, else sampled answers; `scoring=` forces one."""
+        echo_ok = "score" not in self.unsupported
+        echo_why = self.unsupported.pop("score", "")
+        self._echo_why = echo_why
+        asked = self.scoring_asked
+        if asked == "prompt-logprobs" or (asked == "auto" and echo_ok):
+            if echo_ok:
+                self.scoring = "prompt-logprobs"
+            else:
+                self.unsupported["score"] = echo_why
+            return
+        top_ok = await self._probe_top() if asked in ("auto", "top-logprobs") else False
+        if top_ok:
+            self.scoring = "top-logprobs"
+        elif asked == "top-logprobs":
+            self.unsupported["score"] = (
+                f"server at {self.base_url}/chat/completions gives no top logprobs; try --scoring sampling"
+            )
+        else:
+            self.scoring = "sampling"
+            if asked == "auto":
+                log.warning(
+                    "server at %s gives no logprobs: answers' probabilities are counted in %d samples each "
+                    "(--answer-samples), their sampling error carried into the intervals",
+                    self.base_url,
+                    self.answer_samples,
+                )
+
+    async def _probe_top(self) -> bool:
+        """Whether the chat endpoint gives top logprobs, and whether it continues a prefilled turn."""
+        async with self._client() as client:
+            for prefill in ("Hello,", ""):
+                try:
+                    top = await self._next_top(
+                        client, None, Chat((("user", "Say hello."),), prefill), probe=True
+                    )
+                except _HTTPStatusError as exc:
+                    if exc.status in (400, 422) and prefill:
+                        continue  # continue_final_message refused: try without a prefill
+                    if exc.status in (400, 404, 405, 422):
+                        return False
+                    raise
+                except _NoPromptLogprobs:
+                    return False
+                self._can_continue = bool(prefill)
+                return bool(top)
+        return False
 
     # ---- HTTP ---------------------------------------------------------------------------------------
 
@@ -691,6 +786,115 @@ class OpenAIBackend(BackendBase):
                 f"{continuation[:40]!r}: scoring needs a non-empty prompt"
             )
         return float(sum(values)), len(values)
+
+    # ---- read answers without prompt logprobs ---------------------------------------------------------
+
+    async def _read_all(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
+        semaphore = _AdaptiveLimit(self)
+        for request in requests:
+            if not isinstance(request.prompt, Chat):
+                why = f" (no prompt logprobs: {self._echo_why})" if self._echo_why else ""
+                raise UnsupportedRequest(
+                    f"model {self.spec!r} reads answers through its chat endpoint ({self.scoring}), which "
+                    f"cannot score a raw text prompt{why}: use --format chat"
+                )
+        async with self._client() as client:
+            if self.scoring == "top-logprobs":
+
+                async def next_top(chat: Chat) -> dict[str, float]:
+                    return await self._next_top(client, semaphore, chat)
+
+                read = [
+                    answer_reading.read_top(
+                        r.prompt, r.continuations, next_top, can_continue=self._can_continue, spec=self.spec
+                    )
+                    for r in requests
+                ]
+            else:
+
+                async def sample(chat: Chat, n: int, tokens: int) -> tuple[list[str], int]:
+                    return await self._sample(client, semaphore, chat, n, tokens)
+
+                read = [
+                    answer_reading.read_samples(r.prompt, r.continuations, sample, n=self.answer_samples)
+                    for r in requests
+                ]
+            return list(await asyncio.gather(*read))
+
+    def _chat_body(self, chat: Chat, **settings: Any) -> dict:
+        messages = [{"role": role, "content": content} for role, content in chat.messages]
+        body: dict[str, Any] = {"model": self.model, "messages": messages, **settings}
+        if chat.prefill:
+            messages.append({"role": "assistant", "content": chat.prefill})
+            body.update(continue_final_message=True, add_generation_prompt=False)
+        return body
+
+    async def _next_top(self, client, semaphore, chat: Chat, probe: bool = False) -> dict[str, float]:
+        """{token: log-probability} of the next token's `top_k` most likely after the chat's prefill.
+        `probe`: an answer without them is not retried (the server may never give them)."""
+        body = self._chat_body(
+            chat, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=self.top_k, seed=0
+        )
+        path = "/chat/completions"
+        data = await self._request(
+            client, "POST", path, body, semaphore=semaphore, check_answer=None if probe else self._missing_top
+        )
+        missing = self._missing_top(data)
+        if missing is not None:
+            raise missing
+        self._score_requests += 1
+        first = self._first_choice(data, path)["logprobs"]["content"][0]
+        top = {
+            str(entry["token"]): float(entry["logprob"])
+            for entry in first.get("top_logprobs") or []
+            if isinstance(entry, dict) and "token" in entry and isinstance(entry.get("logprob"), int | float)
+        }
+        if isinstance(first.get("token"), str) and isinstance(first.get("logprob"), int | float):
+            top.setdefault(first["token"], float(first["logprob"]))
+        return top
+
+    def _missing_top(self, data: Any) -> _NoPromptLogprobs | None:
+        """The error of a chat answer without the top logprobs asked for (retried; then final)."""
+        try:
+            content = data["choices"][0]["logprobs"]["content"]
+            if isinstance(content, list) and content and isinstance(content[0], dict):
+                return None
+        except (KeyError, IndexError, TypeError):
+            pass
+        return _NoPromptLogprobs(
+            f"server at {self.base_url}/chat/completions answered without the top logprobs asked for, "
+            f"{self.max_retries + 1} times"
+        )
+
+    async def _sample(self, client, semaphore, chat: Chat, n: int, tokens: int) -> tuple[list[str], int]:
+        """`n` answers of up to `tokens` tokens at temperature 1, asked as n choices (more requests where the
+        server gives fewer), each request seeded from the chat so a rerun draws the same answers."""
+        texts: list[str] = []
+        requests = 0
+        seed = int(hashlib.sha256(repr(chat).encode()).hexdigest()[:7], 16)
+        path = "/chat/completions"
+        while len(texts) < n:
+            body = self._chat_body(
+                chat,
+                max_tokens=tokens,
+                temperature=1.0,
+                top_p=1.0,
+                n=min(n - len(texts), 128),
+                seed=seed + len(texts),
+            )
+            data = await self._request(client, "POST", path, body, semaphore=semaphore)
+            self._score_requests += 1
+            requests += 1
+            choices = data.get("choices") if isinstance(data, dict) else None
+            got = [
+                c["message"].get("content") or ""
+                for c in choices or []
+                if isinstance(c, dict) and isinstance(c.get("message"), dict)
+            ]
+            if not got:
+                raise AlignlabError(f"server at {self.base_url}{path} gave an unexpected answer: no choices")
+            texts.extend(str(t) for t in got[: n - len(texts)])
+        return texts, requests
 
 
 class _AdaptiveLimit:

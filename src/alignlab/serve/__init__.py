@@ -38,13 +38,18 @@ class RunningServer:
     """uvicorn serving the app on a bound socket; `run()` in the foreground or `start()` in a thread."""
 
     def __init__(
-        self, backend: Backend, sock: socket.socket, model_name: str | None = None, quiet: bool = False
+        self,
+        backend: Backend,
+        sock: socket.socket,
+        model_name: str | None = None,
+        quiet: bool = False,
+        api: str = "full",
     ):
         import uvicorn
 
         self.sock = sock
         self.batcher = Batcher(backend)
-        self.app = make_app(backend, model_name, self.batcher)
+        self.app = make_app(backend, model_name, self.batcher, api=api)
         self.model_name = self.app.state.model_name
         config = uvicorn.Config(
             self.app,
@@ -91,6 +96,7 @@ def serve(
     port: int = 0,
     model_name: str | None = None,
     quiet: bool = True,
+    api: str = "full",
 ) -> RunningServer:
-    """Serve in a background thread; `.base_url` is where, `.close()` stops it."""
-    return RunningServer(backend, bind(host, port), model_name=model_name, quiet=quiet).start()
+    """Serve in a background thread; `.base_url` is where, `.close()` stops it. `api`: see `make_app`."""
+    return RunningServer(backend, bind(host, port), model_name=model_name, quiet=quiet, api=api).start()

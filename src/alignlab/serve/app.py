@@ -7,6 +7,11 @@
     POST /v1/chat/completions          see openai_api; `continue_final_message: true` continues a final
                                        assistant message (vLLM's extension)
 
+`api` makes the server answer as other APIs do, to test clients against each shape: "full" (the above),
+"chat-only" (no /v1/completions, so no prompt logprobs; the chat endpoint gives top logprobs: OpenAI's chat
+models) and "no-logprobs" (no /v1/completions; the chat endpoint drops `logprobs`/`top_logprobs` and answers
+`logprobs: null`: Anthropic's API behind an OpenAI-compatible gateway).
+
 Errors are the OpenAI error object with a status: 400 for a bad request or one the model cannot do, 404 for
 another model or path, 413 for a body over 64 MiB, 500 (with one log line) for a bug. A client that goes
 away before its answer leaves one log line and its queued work is dropped.
@@ -37,7 +42,14 @@ MAX_BODY = 64 << 20
 Handler = Callable[[openai_api.Submit, dict, str], Awaitable[dict]]
 
 
-def make_app(backend: Backend, model_name: str | None = None, batcher: Batcher | None = None) -> FastAPI:
+API_SHAPES = ("full", "chat-only", "no-logprobs")
+
+
+def make_app(
+    backend: Backend, model_name: str | None = None, batcher: Batcher | None = None, api: str = "full"
+) -> FastAPI:
+    if api not in API_SHAPES:
+        raise AlignlabError(f"unknown API shape {api!r}: choose {', '.join(API_SHAPES)}")
     name = model_name or backend.spec
     batcher = batcher or Batcher(backend)
     created = int(time.time())
@@ -78,11 +90,19 @@ def make_app(backend: Backend, model_name: str | None = None, batcher: Batcher |
 
     @app.post("/v1/completions")
     async def completions(request: Request):
+        if api != "full":  # as OpenAI answers a chat model's completions request
+            return _error(404, f"{name!r} is a chat model: /v1/completions is not served ({api} API)")
         return await _answer(request, openai_api.completions, batcher, name)
+
+    async def chat_without_logprobs(submit, body: dict, model: str) -> dict:
+        body = {k: v for k, v in body.items() if k not in ("logprobs", "top_logprobs")}
+        return await openai_api.chat_completions(submit, body, model)
+
+    chat_handler = chat_without_logprobs if api == "no-logprobs" else openai_api.chat_completions
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
-        return await _answer(request, openai_api.chat_completions, batcher, name)
+        return await _answer(request, chat_handler, batcher, name)
 
     # vLLM's tokenizer endpoints: lm-evaluation-harness's local-completions finds them and then needs no
     # tokenizer of its own (tokenizer_backend=auto); they run on the model's thread, as fast tokenizers need

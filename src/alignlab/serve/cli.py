@@ -29,6 +29,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--name", default=None, help="model id clients must send (default: the spec)")
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    parser.add_argument(
+        "--api",
+        choices=("full", "chat-only", "no-logprobs"),
+        default="full",
+        help="answer as another API would, to test a client against it: chat-only (no /v1/completions, "
+        "top logprobs on chat, as OpenAI's chat models) or no-logprobs (chat without any logprobs, as "
+        "Anthropic's API) (default: %(default)s)",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -47,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     served_log.addHandler(handler)
     served_log.setLevel(logging.INFO)
     served_log.propagate = False
-    server = RunningServer(backend, sock, model_name=args.name, quiet=args.quiet)
+    server = RunningServer(backend, sock, model_name=args.name, quiet=args.quiet, api=args.api)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host} without authentication", file=sys.stderr)
     print(

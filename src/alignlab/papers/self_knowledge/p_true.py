@@ -69,6 +69,7 @@ from alignlab.papers.self_knowledge.self_eval import (
     SelfEvalExperiment,
     SelfEvalItem,
     SelfEvalSettings,
+    as_format,
     graded,
     sample_requests,
     with_examples,
@@ -287,6 +288,8 @@ class PTrue(SelfEvalExperiment):
         ("kept_accuracy", "kept acc."),
     )
 
+    formats = ("raw", "chat")
+
     def request_kinds(self, settings) -> set[str]:
         return {"score", "generate"}
 
@@ -307,7 +310,10 @@ class PTrue(SelfEvalExperiment):
         else:
             examples = [rendered_example(e, layout) for e in A5_EXAMPLES] if source == "a5" else []
         prompts = [with_examples(examples, block) for block in blocks]
-        scored = yield [ScoreRequest(prompt=p, continuations=OPTIONS_AB) for p in prompts]
+        scored = yield [
+            ScoreRequest(prompt=as_format(p, settings.prompt_format), continuations=OPTIONS_AB)
+            for p in prompts
+        ]
         p_true = [float(cal.softmax_rows([s.logprobs])[0][0]) for s in scored]
         sample = {
             "id": item.id,

@@ -34,7 +34,7 @@ from alignlab.experiments.base import (
     request_seed,
     take,
 )
-from alignlab.models.base import GenerateRequest
+from alignlab.models.base import Chat, GenerateRequest, Prompt
 from alignlab.option_types import names_from, number_in, whole_number
 from alignlab.papers.self_knowledge.grading import grade
 
@@ -108,6 +108,7 @@ class SelfEvalExperiment(Experiment):
     limit_unit = "questions of each task"  # what --limit N counts
 
     settings_class = SelfEvalSettings
+    formats: tuple[str, ...] = ("raw",)  # prompt formats it can ask in (`as_format`)
     options = OPTIONS
 
     def tasks(self, settings: SelfEvalSettings) -> tuple[str, ...]:
@@ -118,7 +119,7 @@ class SelfEvalExperiment(Experiment):
 
     def items(self, source: DataSource, limit: int | None, settings: SelfEvalSettings) -> Items:
         """`--limit N` takes N questions of each task."""
-        if settings.prompt_format != "raw":
+        if settings.prompt_format not in self.formats:
             raise AlignlabError(f"{self.name} asks in the paper's plain-text format: use --format raw")
         return load_items(source, limit, settings, self.tasks(settings))
 
@@ -135,13 +136,23 @@ def with_examples(examples: list[str], last: str) -> str:
     return "\n\n".join([*examples, last])
 
 
+def as_format(text: str, fmt: str) -> Prompt:
+    """A plain-text prompt as the format asks: as it is (raw), or for a chat model everything before its last
+    line as the user's turn and the last line ("Answer:", "The proposed answer is:") as the start of the
+    assistant's, which the model continues."""
+    if fmt == "raw":
+        return text
+    head, _, last = text.rpartition("\n")
+    return Chat(messages=(("user", head.rstrip()),), prefill=last)
+
+
 def answer_prompt(item: SelfEvalItem, shots: int, seed: int) -> str:
     return with_examples(shot_examples(item, shots, seed), ANSWER.format(question=item.question.question))
 
 
 def sample_requests(item: SelfEvalItem, settings: SelfEvalSettings) -> list[GenerateRequest]:
     max_tokens, stop = SAMPLING[item.question.task]
-    prompt = answer_prompt(item, settings.shots, settings.seed)
+    prompt = as_format(answer_prompt(item, settings.shots, settings.seed), settings.prompt_format)
     return [
         GenerateRequest(
             prompt=prompt,
