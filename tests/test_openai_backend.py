@@ -21,7 +21,6 @@ from alignlab.models.base import (
     GenerateResult,
     ScoreRequest,
     ScoreResult,
-    require,
 )
 from alignlab.models.openai import PROBE_TEXT, OpenAIBackend
 from alignlab.serve import serve

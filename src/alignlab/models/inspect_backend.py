@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from typing import Any
 
 from alignlab.errors import AlignlabError, UnsupportedRequest
@@ -30,7 +31,7 @@ from alignlab.models.base import (
     ScoreRequest,
     ScoreResult,
 )
-from alignlab.models.openai import _public_url, _run_sync
+from alignlab.models.openai import _public_url, _run_sync, _setting
 
 CONTINUED_BY_EXTRA_BODY = ("openai-api", "vllm", "sglang")  # vLLM's continue_final_message
 CONTINUED_NATIVELY = ("anthropic",)  # a final assistant message is continued
@@ -132,7 +133,11 @@ class InspectBackend(BackendBase):
                     self.model,
                     base_url=self._base,
                     memoize=False,
-                    config=api.GenerateConfig(max_connections=self.max_concurrency),
+                    config=api.GenerateConfig(
+                        max_connections=self.max_concurrency,
+                        max_retries=_setting("max_retries", None),
+                        timeout=max(1, round(_setting("timeout", None))),
+                    ),
                 )
             except Exception as exc:  # unknown provider, a missing key variable: Inspect's own words
                 raise AlignlabError(f"inspect model {self.model!r}: {_first_line(exc)}") from None
@@ -174,6 +179,8 @@ class InspectBackend(BackendBase):
         self._checked = True
 
     async def _choose_scoring(self) -> None:
+        # one plain request, not retried: an unreachable server or a refused key fails here, in one line
+        await self._generate(Chat((("user", "Say hello."),)), max_tokens=1, temperature=0.0, max_retries=0)
         if self.scoring_asked in ("auto", "top-logprobs") and await self._top_given():
             self.scoring = "top-logprobs"
         elif self.scoring_asked == "top-logprobs":
@@ -291,6 +298,11 @@ class InspectBackend(BackendBase):
         return _run_sync(generate_all)
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
+def _first_line(exc: BaseException) -> str:
+    """Inspect's own words for a failure, the last try's where it retried (tenacity's RetryError)."""
+    attempt = getattr(exc, "last_attempt", None)
+    inner = attempt.exception() if attempt is not None and hasattr(attempt, "exception") else None
+    if inner is not None:
+        return f"{type(inner).__name__}: {_first_line(inner)}"
+    lines = [line.strip() for line in re.sub(r"\[/?[a-z ]+\]", "", str(exc)).splitlines() if line.strip()]
+    return ("; ".join(lines) or type(exc).__name__)[:300]  # its rich markup ([bold]...) dropped
