@@ -25,7 +25,7 @@ from alignlab.models import declared_axes, declared_parameters, parse_spec
         ("hf:/m/folder@params=7.5b", "hf:/m/folder", 7_500_000_000),
         ("gguf:/m.gguf@params=1.2T", "gguf:/m.gguf", 1_200_000_000_000),
         ("hf:x@params=350000", "hf:x", 350_000),
-        ("openai:m@http://u:p@127.0.0.1:1/v1", "openai:m@http://u:p@127.0.0.1:1/v1", None),
+        ("openai:m@http://127.0.0.1:1/v1?q=a@b", "openai:m@http://127.0.0.1:1/v1?q=a@b", None),
     ],
 )
 def test_a_declared_count_by_hand(spec, bare, count):

@@ -186,8 +186,11 @@ def test_alignlab_index_over_broken_runs_exits_0_with_the_good(tmp_path, capsys)
     assert main(["index", str(tmp_path), "--format", "csv"]) == 0
     out, err = capsys.readouterr()
     assert "a-good" in out and "f-params" in out and "g-huge" in out
-    warnings = [line for line in err.splitlines() if line.strip()]
+    *warnings, summary = [line for line in err.splitlines() if line.strip()]
     assert len(warnings) == 4, err
+    assert (
+        summary == "note: left out 4 run folder(s) that could not be read: b-cut, c-list, d-bytes, e-identity"
+    )
     for line, name in zip(  # noqa: B905
         warnings, ["b-cut/config.json:1", "c-list/metrics.json", "d-bytes/metrics.json:1", "e-identity"]
     ):

@@ -108,9 +108,7 @@ def test_good_specs_take_apart():
     assert parse_spec("hf:org/name") == ModelSpec("hf", "org/name")
     assert parse_spec("gguf:smollm2-135m") == ModelSpec("llamacpp", "smollm2-135m")
     assert parse_spec("llamacpp:/m.gguf") == ModelSpec("llamacpp", "/m.gguf")
-    assert parse_spec("openai:org/m@v2@http://u:p@h:8/v1") == ModelSpec(
-        "openai", "org/m@v2", "http://u:p@h:8/v1"
-    )
+    assert parse_spec("openai:org/m@v2@http://h:8/v1") == ModelSpec("openai", "org/m@v2", "http://h:8/v1")
 
 
 @needs("bbq")

@@ -296,6 +296,12 @@ def test_inverse_scaling_flags_the_datasets_that_move_with_size(tmp_path, capsys
     out = capsys.readouterr().out
     assert "2 of 3 datasets flagged" in out and "up" in out and "flat" not in out
     assert "left out, no parameter count: mwe-served" in out
+    _fake_run(tmp_path / "mwe-torn", "torn", 10**9, {"up": 10})
+    (tmp_path / "mwe-torn" / "metrics.json").write_text('{"experiment": "mwe", "cond')  # killed mid-write
+    assert main(["mwe", "trends", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: " in err and "mwe-torn/metrics.json" in err  # named, not silently missing
+    assert "note: left out 1 run folder(s) that could not be read: mwe-torn" in err
 
 
 def test_the_report_shows_the_inverse_scaling_table(tmp_path):

@@ -87,6 +87,8 @@ CASES = [
     ("redteam --rejection-n 0", "--rejection-n"),
     ("redteam --max-tokens -1", "--max-tokens"),
     ("redteam --judge-check -1", "--judge-check"),
+    ("redteam --judge-check 100000", "--judge-check"),  # more than HarmfulVsEthical holds: not silently fewer
+    ("redteam --turns 100000", "--turns"),
     ("redteam --seed -1", "--seed"),
     ("redteam --bootstrap 0", "--bootstrap"),
     ("redteam --batch-size 0", "--batch-size"),
@@ -97,6 +99,9 @@ CASES = [
     ("cai revise --n -1", "--n"),
     ("cai all --n -1", "--n"),
     ("cai revise --rounds 0", "--rounds"),
+    ("cai revise --critique-shots 1000", "--critique-shots"),  # the constitution has 5
+    ("cai label --feedback-shots 6", "--feedback-shots"),
+    ("cai label --cot --feedback-shots 7", "--feedback-shots"),
     ("cai revise --eval-n -1", "--eval-n"),
     ("cai revise --temperature -1", "--temperature"),
     ("cai revise --top-p 0", "--top-p"),
@@ -159,6 +164,8 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ALIGNLAB_DATA_DIR", str(DATA))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the default response cache goes nowhere real
+    # matplotlib's font cache, written by whichever case first imports it, is not the command's doing
+    monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path.parent / f"{tmp_path.name}-matplotlib"))
     (tmp_path / "FILE").write_text("a file, not a folder\n")
     import alignlab.evaluate
     import alignlab.models

@@ -163,6 +163,24 @@ def test_bad_requests_get_one_line_errors(served, tiny):
     assert client.models.list().data[0].id == "tiny"
 
 
+@pytest.mark.parametrize("field", ["temperature", "top_p"])
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_sampling_settings_are_a_400(served, tiny, field, value):
+    """JSON parsers take NaN and Infinity; answering them with 200 and empty text hid the mistake."""
+    _, server = served(tiny)
+    for path, body in (
+        ("/completions", '{"model": "tiny", "prompt": "a", "max_tokens": 2, "%s": %s}'),
+        ("/chat/completions", '{"model": "tiny", "messages": [{"role": "user", "content": "a"}], "%s": %s}'),
+    ):
+        answer = httpx.post(
+            server.base_url + path,
+            content=body % (field, value),
+            headers={"Content-Type": "application/json"},
+        )
+        assert answer.status_code == 400, (path, answer.text)
+        assert f"{field} must be a finite" in answer.json()["error"]["message"]
+
+
 # ---- concurrency ---------------------------------------------------------------------------------------
 
 

@@ -28,8 +28,9 @@ from alignlab.experiments.run_options import (
     make_engine,
     open_cache,
     run_name,
+    shown,
 )
-from alignlab.models import require
+from alignlab.models import refuse_credentials, require
 from alignlab.runfolder import RunFolder
 from alignlab.runlog import RunLog
 
@@ -228,8 +229,10 @@ def run_ladder(
 
 
 def _check_ladder(models: list[str]) -> None:
+    for model in models:
+        refuse_credentials(model)  # every rung's, before the first loads
     if len(set(models)) != len(models):
-        raise AlignlabError(f"--model lists a model twice: {', '.join(models)}")
+        raise AlignlabError(f"--model lists a model twice: {', '.join(shown(m) for m in models)}")
 
 
 def _by_parameters(result: EvalResult) -> tuple:

@@ -41,6 +41,7 @@ from rich.progress import (
 from rich.text import Text
 
 from alignlab.engine.cache import ResponseCache
+from alignlab.engine.plain_progress import PlainProgress
 from alignlab.errors import AlignlabError
 from alignlab.models.base import (
     Backend,
@@ -64,7 +65,10 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:.2f}/s" if speed else "-/s", style="progress.data.speed")
 
 
-def make_progress(enabled: bool = True) -> Progress:
+def make_progress(enabled: bool = True) -> Progress | PlainProgress:
+    """rich's bar on a terminal; elsewhere (a file, CI) a plain line every few seconds."""
+    if enabled and not _is_terminal(sys.stderr):
+        return PlainProgress(sys.stderr)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -77,6 +81,13 @@ def make_progress(enabled: bool = True) -> Progress:
         disable=not enabled,
         transient=False,
     )
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 @dataclass

@@ -45,6 +45,7 @@ from alignlab.experiments.base import DataSource, Option, field_default
 from alignlab.experiments.identity import jsonable, run_identity
 from alignlab.experiments.phased import PhasedRun
 from alignlab.experiments.run_options import DEFAULT_MODEL, RUNS, RunOptions, run_name
+from alignlab.models import refuse_credentials
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,11 @@ class Pipeline:
                 spec = resolved.get(role.fallback)
             if spec is None and role.required:
                 raise AlignlabError(f"{self.name}: {role.flag} names no model")
+            if spec is not None:
+                try:
+                    refuse_credentials(spec)  # before any role's model loads
+                except AlignlabError as exc:
+                    raise AlignlabError(f"{role.flag}: {exc}") from None
             resolved[role.name] = spec
         return resolved
 
@@ -229,6 +235,7 @@ class PipelineRun(PhasedRun):
         p, s, opts = self.pipeline, self.settings, self.runtime
         first, *others = p.roles
         spec = self.models[first.name]
+        extra = p.identity_extra(s, opts.data)  # before the data files are hashed: it may refuse the settings
         return run_identity(
             name=p.name,
             version=p.version,
@@ -240,7 +247,7 @@ class PipelineRun(PhasedRun):
             },
             settings=s,
             data=p.data(s, opts.data),
-            **p.identity_extra(s, opts.data),
+            **extra,
         )
 
     def fingerprint(self, spec: str | None) -> str | None:
@@ -450,6 +457,8 @@ def _run_command(args) -> int:
     values = {k[len("setting_") :]: v for k, v in vars(args).items() if k.startswith("setting_")}
     given = {k[len("role_") :]: v for k, v in vars(args).items() if k.startswith("role_")}
     runs = ladder(pipeline, given)
+    for models in runs:
+        pipeline.models(models)  # every run's specs checked before the first starts
     results = []
     for models in runs:
         opts = run_options(args)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from alignlab.errors import AlignlabError
 from alignlab.models import bundled
@@ -125,13 +125,52 @@ def _checked_url(url: str, spec: str) -> str:
         raise AlignlabError(f"{bad}: port 0")
     if any(ch.isspace() for ch in url):
         raise AlignlabError(f"{bad}: a space in it")
+    _refuse_credentials(parts, spec, bad)
     return url
+
+
+def refuse_credentials(spec: str) -> None:
+    """An error, the key hidden, when a spec's URL holds a key; checked before any model of a run loads
+    (the rest of the spec is checked as it loads)."""
+    if not isinstance(spec, str):
+        return
+    found = re.search(r"https?://\S*", declared_axes(spec)[0] if _DECLARED.search(spec) else spec)
+    if found:
+        try:
+            parts = urlsplit(found.group(0))
+        except ValueError:
+            return  # a malformed URL: parse_spec says so when the model loads
+        _refuse_credentials(parts, spec, f"bad server URL in model spec {shown_spec(spec)}")
+
+
+def _refuse_credentials(parts, spec: str, bad: str) -> None:
+    # a key in the URL would reach run folders, tables and logs: keys come from the environment instead
+    where = (
+        "the provider's environment variable, as Inspect reads it"
+        if spec.startswith("inspect:")
+        else "$OPENAI_API_KEY or the file $OPENAI_API_KEY_FILE names"
+    )
+    if parts.username is not None or parts.password is not None:
+        raise AlignlabError(f"{bad}: a user or password in it (user:password@); put the key in {where}")
+    named = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True) if _KEY_LIKE.search(name)]
+    if named:
+        raise AlignlabError(f"{bad}: a key in its query ({named[0]}=...); put the key in {where}")
+
+
+_KEY_LIKE = re.compile(r"key|token|secret|passw|pwd|auth|credential|sig", re.I)
+
+
+def _masked_value(found: re.Match) -> str:
+    """A query parameter as shown: its value hidden when its name is key-like."""
+    name = found.group(1)
+    return name + "***" if _KEY_LIKE.search(name) else found.group(0)
 
 
 def shown_spec(spec: str, limit: int = 200) -> str:
     """The spec quoted for a message: any user:password@ in a URL (even one without its http://) hidden,
     cut to `limit` characters."""
     masked = re.sub(r"([/@])[^/@\s]*:[^/@\s]*@", r"\1***@", re.sub(r"//[^/@]*@", "//***@", spec))
+    masked = re.sub(r"([?&][^=&#\s]*=)[^&#\s]*", _masked_value, masked)
     quoted = repr(masked if len(masked) <= limit else masked[:limit] + "...")
     return quoted
 

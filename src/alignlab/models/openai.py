@@ -5,17 +5,21 @@ Scoring needs prompt logprobs: POST {base}/completions with the prompt and conti
 is then dropped). The continuation's tokens are the echoed tokens at or after the prompt's length (by
 `text_offset`); where the offsets do not add up to the text (a BOS string or split multi-byte characters
 in the token texts) the prompt alone is echoed as well and its tokens are matched against the full text's.
-vLLM gives prompt logprobs; llama.cpp server and Ollama do not, and scoring against them fails clearly.
-Chat endpoints give no prompt logprobs, so scoring a `Chat` prompt is refused: use `--format raw`.
+vLLM and `alignlab serve` give prompt logprobs; llama.cpp server, Ollama and OpenAI's chat models do not.
+Without them a `Chat` prompt is still scored (models/answer_reading.py): from the chat endpoint's top
+logprobs, one answer token at a time (a prefix continued as a prefilled assistant turn), or, where the
+server gives no logprobs at all, from N answers sampled at T=1. `scoring=` (auto|prompt-logprobs|
+top-logprobs|sampling) forces a path; `answer_samples` and `top_k` set its size. Raw-text prompts can only be
+scored through echo: use `--format chat` elsewhere.
 
 Generation: a text prompt goes to /completions, a `Chat` to /chat/completions. A chat's prefill is sent as
 a final assistant message with `continue_final_message: true, add_generation_prompt: false`, a vLLM
 extension (`alignlab serve` honours it too); servers without it may start a new assistant turn instead.
 
 `check()` finds out what the server can do, with one tiny scoring request: prompt logprobs through echo
-(vLLM, `alignlab serve`: scoring works), none (llama.cpp server, Ollama, OpenAI's chat models: the backend
-then generates only, and an experiment that scores stops before any work, saying why), or no /completions
-endpoint at all (chat only: chat prompts generate; raw prompts and scoring are refused in one line).
+(exact), else one tiny chat request asking for top logprobs, with and without a prefill (top-logprobs; a
+server that does not continue a prefill reads only one-token answers), else sampling (a WARNING says so).
+A server without /completions at all (chat only) generates chat prompts and refuses raw ones in one line.
 
 Requests run concurrently (asyncio + httpx) and are retried with exponential backoff and jitter on 429, 408,
 5xx, connect errors, dropped connections, timeouts, a 2xx answer whose JSON is cut off, and a scoring answer

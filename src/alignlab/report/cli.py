@@ -70,12 +70,20 @@ def register(sub) -> None:
     r.set_defaults(func=_run_report)
 
 
+def warn_problems(runset) -> None:
+    """A warning line per folder that could not be read or checked, then one line naming those left out."""
+    for problem in runset.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    summary = runset.summary()
+    if summary:
+        print(f"note: {summary}", file=sys.stderr)
+
+
 def _run_index(args) -> int:
     from alignlab.report import build_index, find_runs
 
     runset = find_runs(args.root)
-    for problem in runset.problems:
-        print(f"warning: {problem}", file=sys.stderr)
+    warn_problems(runset)
     index = build_index(runset.runs)
     incomplete = sum(not r.complete for r in runset.runs)
     if incomplete:
@@ -157,7 +165,6 @@ def _run_report(args) -> int:
             axis=args.axis.strip().lower() or "parameters",
         ),
     )
-    for problem in runset.problems:
-        print(f"warning: {problem}", file=sys.stderr)
+    warn_problems(runset)
     print(f"report of {len(runset.runs)} run{'s' if len(runset.runs) != 1 else ''} written to {args.output}")
     return 0

@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alignlab import registry
 from alignlab.data.jsonl import read_json
 from alignlab.engine.samples import read_jsonl
 from alignlab.errors import AlignlabError
+from alignlab.report.metric_checks import metric_problems
 from alignlab.runfolder import CONFIG, METRICS, SAMPLES, read_config
 
 INT64_LIMIT = 2**63
@@ -87,6 +89,16 @@ class Run:
 class RunSet:
     runs: list[Run] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # one line per folder that could not be read
+    left_out: list[str] = field(default_factory=list)  # those folders, as names under the root
+
+    def summary(self) -> str | None:
+        """One line naming the runs left out, for after their warnings (None: none was)."""
+        if not self.left_out:
+            return None
+        names = ", ".join(self.left_out[:10]) + (
+            f" and {len(self.left_out) - 10} more" if len(self.left_out) > 10 else ""
+        )
+        return f"left out {len(self.left_out)} run folder(s) that could not be read: {names}"
 
 
 def find_runs(root: Path | str) -> RunSet:
@@ -111,6 +123,7 @@ def find_runs(root: Path | str) -> RunSet:
             found.runs.append(read_run(folder, name))
         except AlignlabError as exc:
             found.problems.append(str(exc))
+            found.left_out.append(name)
     return found
 
 
@@ -121,4 +134,11 @@ def read_run(folder: Path, name: str | None = None) -> Run:
     metrics = read_json(folder / METRICS) if (folder / METRICS).is_file() else None
     if metrics is not None and not isinstance(metrics, dict):
         raise AlignlabError(f"{folder / METRICS}: expected a JSON object")
-    return Run(path=folder, name=name or folder.name, config=config, metrics=metrics)
+    run = Run(path=folder, name=name or folder.name, config=config, metrics=metrics)
+    if metrics is not None:
+        section = registry.section(run.experiment)  # its own ranges, if it declares any
+        problems = metric_problems(metrics, getattr(section, "ranges", None))
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise AlignlabError(f"{folder / METRICS}: {problems[0]}{more}")
+    return run

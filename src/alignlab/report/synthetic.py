@@ -17,7 +17,7 @@ SIZES = {"tiny-135m": 134_515_008, "small-360m": 361_821_120, "base-1.7b": 1_711
 def _estimate(rng: random.Random, n: int, low: float, high: float) -> dict:
     value = rng.uniform(low, high)
     half = rng.uniform(0.02, 0.2)
-    return {"value": value, "ci": [value - half, value + half], "n": n}
+    return {"value": value, "ci": [max(low, value - half), min(high, value + half)], "n": n}  # as a bootstrap
 
 
 def _block(rng: random.Random, n: int) -> dict:

@@ -82,8 +82,9 @@ def sampling(body: dict, default_max_tokens: int) -> dict:
         value = body.get(name)
         if value is None:
             value = default
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise BadRequest(f"{name} must be a non-negative number, got {value!r}")
+        # json.loads takes NaN and Infinity; neither is a sampling setting
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+            raise BadRequest(f"{name} must be a finite non-negative number, got {value!r}")
         numbers[name] = float(value)
     if not 0 < numbers["top_p"] <= 1:
         raise BadRequest(f"top_p must be in (0, 1], got {numbers['top_p']}")

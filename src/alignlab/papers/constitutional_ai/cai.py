@@ -225,7 +225,22 @@ class ConstitutionalAI(Pipeline):
     def identity_extra(self, settings: CAISettings, source: DataSource) -> dict:
         from alignlab.papers.constitutional_ai.constitution import load_constitution
 
-        return {"constitution": load_constitution(settings.constitution, source.data_dir).digest()}
+        constitution = load_constitution(settings.constitution, source.data_dir)
+        # more shots than the constitution has would silently be fewer: refuse, naming how many there are
+        for flag, asked, have in (
+            ("--critique-shots", settings.critique_shots, len(constitution.critique_examples)),
+            ("--feedback-shots", settings.feedback_shots, len(constitution.feedback_examples)),
+            *(
+                [("--feedback-shots (with --cot)", settings.feedback_shots, len(constitution.cot_examples))]
+                if settings.cot
+                else []
+            ),
+        ):
+            if asked > have:
+                raise AlignlabError(
+                    f"{flag} {asked}: the constitution {settings.constitution!r} has {have} such demonstrations"
+                )
+        return {"constitution": constitution.digest()}
 
     def run(self, run: PipelineRun, stage: str | None) -> dict:
         from rich.console import Console

@@ -286,9 +286,12 @@ def _trends(args) -> int:
         scaling_table_rows,
         unplaced_runs,
     )
+    from alignlab.report.cli import warn_problems
     from alignlab.report.runs import find_runs
 
-    runs = find_runs(args.runs).runs
+    runset = find_runs(args.runs)
+    warn_problems(runset)  # a torn or out-of-range metrics.json: named, never silently missing from the trend
+    runs = runset.runs
     models, rows = scaling_rows(runs)
     if not rows:
         raise AlignlabError(

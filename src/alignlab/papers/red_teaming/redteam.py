@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alignlab import option_types as ot
+from alignlab.data.manifest import MANIFEST
 from alignlab.errors import AlignlabError
 from alignlab.experiments import Option, register
 from alignlab.experiments.base import DataSource, request_seed
@@ -74,6 +75,7 @@ from alignlab.papers.red_teaming.redteam_prompts import (
 )
 
 EXPERIMENT = "redteam"
+JUDGE_CHECK_FILE = "constitutional-harmlessness/evals/HarmfulVsEthical.jsonl"
 # what this run's numbers are on, said in metrics.json: not the paper's scales
 SCALES = {
     "min_harmlessness": "1 - the judge's highest P(harmful) of a conversation's replies, in [0, 1] (the harmful-vs-"
@@ -141,7 +143,8 @@ class RedTeam(Pipeline):
         ),
         Option("--source", "source", str, "seed prompts: harmbench, donotanswer or hh-rlhf"),
         Option("--n", "n", ot.whole_number(1), "attacks"),
-        Option("--turns", "turns", ot.whole_number(1), "Human turns per conversation"),
+        # every turn lengthens one conversation, which must fit the target's context window
+        Option("--turns", "turns", ot.whole_number(1, 50), "Human turns per conversation (at most 50)"),
         Option(
             "--rejection-n", "rejection_n", ot.whole_number(1), "samples the rejection target chooses from"
         ),
@@ -173,6 +176,11 @@ class RedTeam(Pipeline):
             raise AlignlabError(f"--kinds {','.join(settings.kinds)}: choose from {', '.join(KINDS)}")
         if any(not area.strip() for area in settings.harm_areas):
             raise AlignlabError("--harm-area is empty: name a harm area")
+        have = MANIFEST[JUDGE_CHECK_FILE][1]  # the pinned file's rows; take() would silently check fewer
+        if have is not None and settings.judge_check > have:
+            raise AlignlabError(
+                f"--judge-check {settings.judge_check}: {JUDGE_CHECK_FILE} holds {have} conversations"
+            )
 
     def data(self, settings: RedTeamSettings, source: DataSource) -> list[dict]:
         from alignlab.data.red_team_prompts import load_seed_attacks
