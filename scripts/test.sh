@@ -2,7 +2,7 @@
 # Runs the test suite, in tiers (pyproject.toml's markers):
 #   scripts/test.sh          every test (what CI runs; sets up .venv with the extras first if needed)
 #   scripts/test.sh --fast   the fast tier: no real model, no training, no kills, no servers (run it on every
-#                            change; about a minute on 2 cores)
+#                            change; a few minutes on 2 cores)
 # Either way: ruff, the architecture contracts and the strict docs build first. More arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
