@@ -11,7 +11,7 @@ import math
 import pytest
 
 from alignlab.cli import main
-from alignlab.report.metric_checks import RANGES, range_of
+from alignlab.report.metric_checks import RANGES, metric_problems, range_of
 from alignlab.report.sections import Section
 
 
@@ -46,7 +46,7 @@ def estimate(value, ci=None, n=10):
     ],
 )
 def test_each_kind_of_bad_estimate_is_named_by_its_key(body, problem):
-    problems = Section().check_metrics({"conditions": {"q": body}})
+    problems = metric_problems({"conditions": {"q": body}})
     assert len(problems) == 1 and problem in problems[0], problems
 
 
@@ -63,17 +63,30 @@ def test_each_kind_of_bad_estimate_is_named_by_its_key(body, problem):
     ],
 )
 def test_good_estimates_pass(body):
-    assert Section().check_metrics({"conditions": {"q": body}}) == []
+    assert metric_problems({"conditions": {"q": body}}) == []
 
 
-def test_a_section_may_declare_its_own_ranges():
+def test_a_section_may_declare_its_own_ranges(tmp_path):
+    from alignlab import registry
+    from alignlab.errors import AlignlabError
+    from alignlab.report.runs import read_run
+
     class Odds(Section):
+        experiment = "odds"
         ranges = {"odds": (0.0, math.inf), "accuracy": (0.0, 100.0)}  # a percentage, say
 
-    metrics = {"conditions": {"q": {"odds": estimate(-1.0), "accuracy": estimate(55.0)}}}
-    assert Odds().check_metrics(metrics) == [
-        "conditions.q.odds: value -1.0, interval None outside its range [0, inf]"
-    ]
+    _run(tmp_path / "ok", "odds", {"q": {"odds": estimate(3.0), "accuracy": estimate(55.0)}})
+    _run(tmp_path / "bad", "odds", {"q": {"odds": estimate(-1.0), "accuracy": estimate(55.0)}})
+    registry.register_section(Odds())
+    try:
+        assert read_run(tmp_path / "ok").metrics is not None  # 55 passes the section's own accuracy range
+        with pytest.raises(AlignlabError) as caught:
+            read_run(tmp_path / "bad")
+    finally:
+        registry._SECTIONS.pop("odds")
+    assert str(caught.value) == (
+        f"{tmp_path}/bad/metrics.json: conditions.q.odds: value -1.0, interval None outside its range [0, inf]"
+    )
 
 
 def _run(folder, experiment, conditions):

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from alignlab import registry
-from alignlab.report.metric_checks import metric_problems
 
 if TYPE_CHECKING:
     from alignlab.report.runs import Run
@@ -102,12 +101,9 @@ class Section:
             elif _number(value) is not None:
                 yield MetricRow(condition, group, prefix + key, _number(value), None, None, None)
 
-    # metric name (a component of the dotted name) -> (low, high), over metric_checks.RANGES
+    # metric name (a component of the dotted name) -> (low, high), over metric_checks.RANGES; read_run checks
+    # each of the experiment's metrics.json against them
     ranges: dict[str, tuple[float, float]] = {}
-
-    def check_metrics(self, metrics: dict) -> list[str]:
-        """What is wrong with a run's metrics.json, a line per key (empty: it can be read)."""
-        return metric_problems(metrics, self.ranges)
 
     def run_figures(self, run: Run) -> list[Figure]:
         """Figures of one finished run (the report places them in the experiment's section)."""
