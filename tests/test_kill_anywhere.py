@@ -53,6 +53,7 @@ def child_env(kill: str | None = None) -> dict:
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(TESTS / "killpoints"), str(TESTS)]),
         "ALIGNLAB_TEST_STUB": "1",
+        "ALIGNLAB_TEST_STUB_BATCHY": "1",  # scores move with their batch, as a local model's: resume must match
         "ALIGNLAB_DATA_DIR": str(DATA),
     }
     env.pop("ALIGNLAB_TEST_KILL", None)

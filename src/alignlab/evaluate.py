@@ -151,20 +151,20 @@ def _run(
         for item, item_id in zip(loaded.items, ids, strict=True)
         if experiment.applies(item, condition, settings)
     ]
+    # every task, done or not: the engine batches by position in this list, so a resume batches as a whole
+    # run would, and runs again only the done tasks that share a block with work still to do
     tasks = {
-        (item_id, condition): experiment.task(item, condition, settings)
-        for item, item_id, condition in asked
-        if (item_id, condition) not in done
+        (item_id, condition): experiment.task(item, condition, settings) for item, item_id, condition in asked
     }
     if resumed:
-        log.info("resuming %s: %d samples done, %d to go", opts.out, len(done), len(tasks))
+        log.info("resuming %s: %d samples done, %d to go", opts.out, len(done), len(set(tasks) - done))
 
     try:
-        with open_cache(opts) as cache:
+        with open_cache(opts, folder.path) as cache:
             engine = make_engine(backend, cache, opts)
             engine.record_replies = sampled  # to replay the tasks with redrawn counts
             new = engine.run_tasks(
-                tasks, on_sample=samples_log.append, description=f"{experiment.name} {opts.model}"
+                tasks, on_sample=samples_log.append, description=f"{experiment.name} {opts.model}", done=done
             )
     finally:
         samples_log.close()

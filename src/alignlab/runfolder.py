@@ -21,6 +21,9 @@ from alignlab.errors import AlignlabError
 CONFIG = "config.json"
 SAMPLES = "samples.jsonl"
 METRICS = "metrics.json"
+# with --no-cache, the run's own answers so far: a resume then asks again only the batch the kill cut short
+# (the engine reruns a block's done tasks to batch as a whole run would); gone once the run is whole
+JOURNAL = "responses.sqlite"
 
 
 def versions() -> dict[str, str]:
@@ -145,3 +148,5 @@ class RunFolder:
 
     def finish(self, metrics: dict) -> None:
         write_json_atomic(self.metrics_path, metrics)
+        for suffix in ("", "-wal", "-shm"):
+            (self.path / f"{JOURNAL}{suffix}").unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 tests/test_kill_anywhere.py and tests/test_disk_full.py); alignlab itself never imports it.
 
 ALIGNLAB_TEST_STUB=1          the model spec `stub` loads tests/stub_backend.py's StubBackend (no real model)
+ALIGNLAB_TEST_STUB_BATCHY=1   ... whose scores move in their last digits with their batch, as a local model's
 ALIGNLAB_TEST_KILL=POINT:K    the process SIGKILLs itself the K-th time it passes POINT, half-way through:
   samples       appending a line to samples.jsonl: half the line is written
   atomic:GLOB   an atomic write (alignlab.atomic.replacing) whose target name matches GLOB (metrics.json,
@@ -123,7 +124,7 @@ def _patch_models() -> None:
         if spec == "stub" and os.environ.get("ALIGNLAB_TEST_STUB"):
             from stub_backend import StubBackend
 
-            return _killable(StubBackend())
+            return _killable(StubBackend(batch_sensitive=bool(os.environ.get("ALIGNLAB_TEST_STUB_BATCHY"))))
         return original(spec, **options)
 
     models.load_model = load_model

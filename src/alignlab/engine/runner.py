@@ -10,9 +10,11 @@ A task is a generator that yields requests and receives their results, and final
 A task may also yield a list of requests and receive the list of their results: they are batched with
 every other task's requests of that stage, not asked one after another.
 
-The engine advances every task batch by batch: it takes pending requests of one kind and stage, answers
-those it has cached, runs the rest in length-sorted batches, and hands each sample on the moment its task
-returns.
+The engine advances tasks a block at a time (`block_size` consecutive tasks, in lock step): at each step
+it takes the block's requests of one kind, answers those it has cached, runs the rest in length-sorted
+batches, and hands each sample on the moment its task returns. Batches never mix blocks, so a resumed run
+batches exactly as an uninterrupted one, and a local model's scores (which move in their last digits with
+their batch) come out the same.
 It knows nothing of datasets; experiments know nothing of batching.
 
 Scores read without prompt logprobs (top logprobs, sampled answers: `alignlab.models.answer_reading`) leave
@@ -25,7 +27,7 @@ counts redrawn (`alignlab.engine.sampling_error`).
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Collection, Generator, Iterable
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -57,6 +59,7 @@ from alignlab.models.base import (
 from alignlab.models.text import PromptTooLong
 
 Task = Generator[Request, Result, dict]
+BLOCK_CHUNKS = 4  # chunks' worth of tasks in a block (see Engine._drive)
 
 
 class RateColumn(ProgressColumn):
@@ -122,32 +125,63 @@ class Engine:
             return {"result": result}
 
         out: list[Result | None] = [None] * len(requests)
-        tasks = {i: one(r) for i, r in enumerate(requests)}
-        for key, sample in self._drive(tasks, progress=None):
+        for key, sample in self._drive({i: one(r) for i, r in enumerate(requests)}):
             out[key] = sample["result"]
         return out  # type: ignore[return-value]
 
-    def run_tasks(self, tasks: dict, on_sample: Callable[[dict], None], description: str = "samples") -> int:
-        """Drive `tasks` (key -> Task) to completion, calling `on_sample` as each finishes."""
+    def run_tasks(
+        self,
+        tasks: dict,
+        on_sample: Callable[[dict], None],
+        description: str = "samples",
+        done: Collection = frozenset(),
+    ) -> int:
+        """Drive `tasks` (key -> Task, every task of the run in its order) to completion, calling
+        `on_sample` as each finishes, except for the keys in `done` (samples already kept): those run again
+        only where a batch needs them (see `_drive`), and their samples are dropped."""
+        done = set(done) & set(tasks)
         progress = make_progress(self.show_progress)
         count = 0
         with progress:
-            bar = progress.add_task(description, total=len(tasks))
-            for _key, sample in self._drive(tasks, progress=(progress, bar)):
+            bar = progress.add_task(description, total=len(tasks) - len(done))
+            for key, sample in self._drive(tasks, done):
+                if key in done:
+                    continue
                 on_sample(sample)
                 count += 1
+                progress.advance(bar)
         return count
 
-    def _drive(self, tasks: dict, progress) -> Iterable[tuple[object, dict]]:
+    @property
+    def block_size(self) -> int:
+        """Tasks per block: a few chunks, so length-sorting has prompts to group and little is redone."""
+        return BLOCK_CHUNKS * max(self.kind_chunk_size("score"), self.kind_chunk_size("generate"))
+
+    def _drive(self, tasks: dict, done: set | frozenset = frozenset()) -> Iterable[tuple[object, dict]]:
+        """Each block of `block_size` consecutive tasks, one after another, each in lock step.
+
+        A local model's scores move in the last digits with what else is in their batch (padding, matrix
+        shapes). So a batch is formed from its block's tasks alone, all at the same step, the same whether
+        or not some of them were done before a resume: a block with some samples done runs whole again
+        (their samples dropped), one with all done is skipped. A backend whose answers do not depend on
+        their batch (`batch_invariant`: a remote API) runs only what is not done.
+        """
+        keys = list(tasks)
+        invariant = bool(getattr(self.backend, "batch_invariant", False))
+        model = self.backend.fingerprint()
+        for start in range(0, len(keys), self.block_size):
+            block = keys[start : start + self.block_size]
+            todo = [k for k in block if k not in done]
+            if todo:
+                yield from self._drive_block({k: tasks[k] for k in (todo if invariant else block)}, model)
+
+    def _drive_block(self, tasks: dict, model: str) -> Iterable[tuple[object, dict]]:
         # A task yields one request (and gets its result) or a list of requests (and gets the list of
-        # their results): the requests of a list wait in `pending` side by side, so they are batched
-        # together with every other task's instead of one after another.
-        pending: dict[tuple[object, int], Request] = {}
-        stage: dict[object, int] = {}  # how many yields of each task have been answered
-        replies: dict[object, list] = {}  # results so far of a task's current yield
-        outstanding: dict[object, int] = {}  # how many of them are still to come
-        as_list: dict[object, bool] = {}  # whether that yield was a list
+        # their results): a step's requests of every task of the block are batched together, by kind,
+        # longest prompt first (ties in task order), in chunks of the kind's size.
+        order = {key: n for n, key in enumerate(tasks)}
         generators: dict[object, Task] = dict(tasks)
+        asked: dict[object, tuple[list[Request], bool]] = {}  # each waiting task's requests, and as a list?
         readings: dict[object, list[dict]] = {}  # each task's scores' `reading`s
         transcripts: dict[object, list[dict]] = {}  # each task's results, when recording replies
 
@@ -155,69 +189,61 @@ class Engine:
             gen = generators[key]
             try:
                 while True:
-                    asked = next(gen) if first else gen.send(reply)
+                    question = next(gen) if first else gen.send(reply)
                     first = False
-                    many = isinstance(asked, list | tuple)
-                    requests = list(asked) if many else [asked]
+                    many = isinstance(question, list | tuple)
+                    requests = list(question) if many else [question]
                     if not requests:  # an empty list is answered at once
                         reply = []
                         continue
-                    as_list[key] = many
-                    replies[key] = []
-                    outstanding[key] = len(requests)
-                    for i, request in enumerate(requests):
-                        pending[(key, i)] = request
+                    asked[key] = (requests, many)
                     return None
             except StopIteration as stop:
                 del generators[key]
-                return stop.value
+                return self._finished(key, stop.value, readings, transcripts)
 
-        for key in list(tasks):
-            stage[key] = 0
+        for key in tasks:
             finished = advance(key, None, first=True)
             if finished is not None:
                 yield key, finished
-        model = self.backend.fingerprint()
-        while pending:
-            chunk = self._next_chunk(pending, stage)
-            results = self._answer(model, [pending[k] for k in chunk], [k[0] for k in chunk])
-            for entry, result in zip(chunk, results, strict=True):
-                key, index = entry
-                del pending[entry]
-                replies[key].append((index, result))
-                outstanding[key] -= 1
-                if outstanding[key]:
-                    continue  # more of this yield's requests are still out
-                answered = [r for _, r in sorted(replies.pop(key), key=lambda pair: pair[0])]
-                stage[key] += 1
-                readings.setdefault(key, []).extend(
-                    r.reading for r in answered if getattr(r, "reading", None)
-                )
-                if self.record_replies:
-                    transcripts.setdefault(key, []).append(recorded(answered, as_list[key]))
-                finished = advance(key, answered if as_list[key] else answered[0])
-                if finished is not None:
-                    if readings.get(key):
-                        finished = {**finished, "scoring": summarize(readings.pop(key))}
-                    if key in transcripts:
-                        finished = {**finished, "_replies": transcripts.pop(key)}
-                    if progress is not None:
-                        progress[0].advance(progress[1])
-                    yield key, finished
+        while asked:
+            # the step's requests are fixed before any is answered; a task whose answers are all in moves on
+            # at once (its sample out early), its next requests waiting for the next step
+            step, asked = asked, {}
+            answers: dict[tuple[object, int], Result] = {}
+            missing = {key: len(requests) for key, (requests, _) in step.items()}
+            by_kind: dict[str, list[tuple[object, int, Request]]] = {}
+            for key, (requests, _) in step.items():
+                for index, request in enumerate(requests):
+                    by_kind.setdefault(request.kind, []).append((key, index, request))
+            for kind in sorted(by_kind):
+                entries = sorted(by_kind[kind], key=lambda e: (-_prompt_size(e[2]), order[e[0]], e[1]))
+                size = self.kind_chunk_size(kind)
+                for at in range(0, len(entries), size):
+                    chunk = entries[at : at + size]
+                    results = self._answer(model, [e[2] for e in chunk], [e[0] for e in chunk])
+                    for (key, index, _), result in zip(chunk, results, strict=True):
+                        answers[(key, index)] = result
+                        missing[key] -= 1
+                    for key in sorted({e[0] for e in chunk if not missing[e[0]]}, key=order.__getitem__):
+                        requests, many = step[key]
+                        answered = [answers.pop((key, index)) for index in range(len(requests))]
+                        readings.setdefault(key, []).extend(
+                            r.reading for r in answered if getattr(r, "reading", None)
+                        )
+                        if self.record_replies:
+                            transcripts.setdefault(key, []).append(recorded(answered, many))
+                        finished = advance(key, answered if many else answered[0])
+                        if finished is not None:
+                            yield key, finished
 
-    def _next_chunk(self, pending: dict, stage: dict) -> list:
-        """One batch of requests of one kind and stage.
-
-        Later stages go first once they fill a chunk, so tasks finish (and their samples reach disk) while
-        earlier stages are still running; otherwise the largest group goes, in length order.
-        """
-        groups: dict[tuple[int, str], list] = {}
-        for entry, request in pending.items():
-            groups.setdefault((stage[entry[0]], request.kind), []).append(entry)
-        full = [g for g in groups if len(groups[g]) >= self.kind_chunk_size(g[1])]
-        chosen = max(full) if full else max(groups, key=lambda g: len(groups[g]))
-        keys = sorted(groups[chosen], key=lambda k: -_prompt_size(pending[k]))
-        return keys[: self.kind_chunk_size(chosen[1])]
+    @staticmethod
+    def _finished(key, sample: dict, readings: dict, transcripts: dict) -> dict:
+        if readings.get(key):
+            sample = {**sample, "scoring": summarize(readings.pop(key))}
+        if key in transcripts:
+            sample = {**sample, "_replies": transcripts.pop(key)}
+        return sample
 
     def _answer(self, model: str, requests: list[Request], owners: list | None = None) -> list[Result]:
         """`owners`: the task key each request came from, to name the item in a request's error."""

@@ -34,14 +34,13 @@ class PhasedRun:
 
     def open_log(self, run, identity: dict, extra: dict, keep_metrics: bool = False) -> bool:
         """Open (or resume) `run`'s sample log (a RunFolder) and the response cache; returns resumed?"""
-        from alignlab.engine import ResponseCache
-        from alignlab.paths import cache_dir
+        from alignlab.experiments.run_options import cache_path, open_response_cache
 
         self.log, resumed = run.open(identity, extra=extra, keep_metrics=keep_metrics)
         self.done = {(x["id"], x["condition"]): x for x in self.log.read()}
-        r = self.runtime
-        if r.use_cache and self.cache is None:
-            self.cache = ResponseCache(r.cache_path or cache_dir() / "responses.sqlite")
+        path = cache_path(self.runtime, run.path)  # with --no-cache, the run's own journal
+        if path is not None and self.cache is None:
+            self.cache = open_response_cache(path, journal=not self.runtime.use_cache)
         return resumed
 
     def close(self) -> None:
@@ -60,8 +59,10 @@ class PhasedRun:
         self.backends.pop(spec, None)
 
     def run_phase(self, spec: str, tasks: dict, description: str) -> None:
-        tasks = {k: t for k, t in tasks.items() if k not in self.done}
-        if not tasks:
+        """Run a phase's tasks (every one, in order: the engine batches by position and skips what is
+        done, so a resumed phase batches as a whole one)."""
+        done = {k for k in tasks if k in self.done}
+        if len(done) == len(tasks):
             return
 
         def keep(sample: dict) -> None:
@@ -69,7 +70,7 @@ class PhasedRun:
             self.done[(sample["id"], sample["condition"])] = sample
 
         make_engine(self.backend(spec), self.cache, self.runtime).run_tasks(
-            tasks, on_sample=keep, description=description
+            tasks, on_sample=keep, description=description, done=done
         )
 
     def got(self, key: str, step: str) -> dict:

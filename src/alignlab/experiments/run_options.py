@@ -151,7 +151,14 @@ RUN_FLAGS = (
             "help": "response cache (SQLite; default: ~/.cache/alignlab/responses.sqlite)",
         },
     ),
-    ("--no-cache", {"action": "store_true", "help": "do not read or write the response cache"}),
+    (
+        "--no-cache",
+        {
+            "action": "store_true",
+            "help": "do not read or write the shared response cache (the run keeps its own answers until it "
+            "is whole, so a resume asks nothing twice)",
+        },
+    ),
     ("--no-progress", {"action": "store_true", "help": "no progress bars"}),
     (
         "--report",
@@ -249,19 +256,43 @@ def shown(spec: str) -> str:
 
 
 @contextlib.contextmanager
-def open_cache(opts: RunOptions) -> Iterator:
-    """The response cache the options name (None with --no-cache), closed afterwards."""
-    if not opts.use_cache:
-        yield None
-        return
-    from alignlab.engine import ResponseCache
-    from alignlab.paths import cache_dir
-
-    cache = ResponseCache(opts.cache_path or cache_dir() / "responses.sqlite")
+def open_cache(opts: RunOptions, folder: Path | None = None) -> Iterator:
+    """The response cache the options name, closed afterwards; with --no-cache, the run `folder`'s own
+    journal of answers (runfolder.JOURNAL), or None without a folder."""
+    path = cache_path(opts, folder)
+    cache = None if path is None else open_response_cache(path, journal=not opts.use_cache)
     try:
         yield cache
     finally:
-        cache.close()
+        if cache is not None:
+            cache.close()
+
+
+def open_response_cache(path: Path, journal: bool):
+    """The cache at `path`. A run's own journal that cannot be opened (a full disk) only costs a resume some
+    repeated work: one warning, and the run goes on without it."""
+    from alignlab.engine import ResponseCache
+
+    try:
+        return ResponseCache(path)
+    except AlignlabError as exc:
+        if not journal:
+            raise
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "%s: going on without it (a resume may ask some requests again)", exc
+        )
+        return None
+
+
+def cache_path(opts: RunOptions, folder: Path | None = None) -> Path | None:
+    from alignlab.paths import cache_dir
+    from alignlab.runfolder import JOURNAL
+
+    if opts.use_cache:
+        return Path(opts.cache_path or cache_dir() / "responses.sqlite")
+    return None if folder is None else Path(folder) / JOURNAL
 
 
 def make_engine(backend, cache, opts: RunOptions):

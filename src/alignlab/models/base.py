@@ -141,6 +141,7 @@ class Backend(Protocol):
     spec: str
     capabilities: frozenset[str]
     parallelism: int  # batches the engine may have in flight at once (Ray: one per worker)
+    batch_invariant: bool  # answers the same whatever else is in their batch (see BackendBase)
 
     def fingerprint(self) -> str:
         """Identifies the weights and everything else that changes outputs (file sha256, revision, ...)."""
@@ -189,6 +190,9 @@ class BackendBase:
     """Defaults for a backend's optional members."""
 
     parallelism = 1
+    # True where an answer does not depend on the batch it was asked in (each request goes out on its own, to
+    # a server): a resume then asks only what is not done. A local model's scores do depend on it.
+    batch_invariant = False
     # False where scores are read through a chat endpoint (top logprobs, sampling): raw text cannot be scored
     scores_raw_prompts = True
 

@@ -48,6 +48,8 @@ def _inspect():
 class InspectBackend(BackendBase):
     """A model reached through Inspect's model API. The constructor contacts nothing; `check()` does."""
 
+    batch_invariant = True  # requests go out one by one; the server's own batching is beyond reach
+
     def __init__(
         self,
         spec: str,

@@ -189,6 +189,8 @@ def _run_sync(make: Callable[[], Awaitable[Any]]) -> Any:
 class OpenAIBackend(BackendBase):
     """A model behind an OpenAI-compatible HTTP API. The constructor does no network I/O; `check()` does."""
 
+    batch_invariant = True  # requests go out one by one; the server's own batching is beyond reach
+
     def __init__(
         self,
         spec: str,

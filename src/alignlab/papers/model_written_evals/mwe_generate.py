@@ -207,7 +207,7 @@ def generate(run: PipelineRun, dataset: Path | None) -> Generated:
     tasks = {
         (c["id"], "judge"): _judge_task(c, description, settings.prompt_format, fingerprint)
         for c in candidates
-        if c["fate"] == "judged" and c["id"] not in judged
+        if c["fate"] == "judged"
     }
     run.run_phase(models.judge, tasks, f"judge {models.judge}")
     judged.update(
