@@ -18,3 +18,18 @@ def data_dir(monkeypatch):
         pytest.skip(f"shared datasets not found: {', '.join(gone)}")
     monkeypatch.setenv("ALIGNLAB_DATA_DIR", str(DATA))
     return DATA
+
+
+@pytest.fixture(autouse=True)
+def _scripted_specs_skip_the_form_check(monkeypatch):
+    """A test that scripts models by name (monkeypatching alignlab.models.load_model: "gen", "judge") skips
+    the spec check that commands run before loading; with the real loader the real check runs."""
+    import alignlab.models as models
+
+    real_load, real_check = models.load_model, models.check_spec
+
+    def check(spec):
+        if models.load_model is real_load:
+            real_check(spec)
+
+    monkeypatch.setattr(models, "check_spec", check)

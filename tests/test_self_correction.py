@@ -508,3 +508,39 @@ def test_the_suite_checks_every_experiments_data_before_any_model_loads(tmp_path
     )
     assert code == 2 and loads == [] and not (tmp_path / "runs").exists()
     assert "none of its" in capsys.readouterr().err
+
+
+# --- every answer the same letter ---------------------------------------------------------------------
+class SaysC(StubBackend):
+    """Prefers the third letter whatever the question: as the bundled 135M model does on BBQ."""
+
+    def score(self, requests):
+        results = super().score(requests)
+        for request, result in zip(requests, results, strict=True):
+            result.logprobs = [0.0 if "c" in c else -5.0 for c in request.continuations]
+        return results
+
+
+@needs("bbq")
+def test_a_condition_answered_with_one_letter_throughout_says_so_under_the_table(tmp_path):
+    from rich.console import Console
+
+    from alignlab import experiments
+    from alignlab.cli import summary_table
+
+    result = run_stubbed("bbq", SaysC("stub"), tmp_path / "run", limit=12, conditions=("q", "q+if"))
+    for condition in ("q", "q+if"):
+        m = result.metrics["conditions"][condition]
+        assert m["answer_letters"] == {"a": 0, "b": 0, "c": 12}
+        assert m["notes"] == [
+            "every answer is (c) (12 of 12): the scores say where that letter's answer sits, not what the "
+            "model read"
+        ]
+    console = Console(width=200, record=True)
+    console.print(summary_table(experiments.get("bbq"), [result]))
+    printed = console.export_text()
+    assert "q: every answer is (c) (12 of 12)" in printed and "q+if: every answer is (c)" in printed
+    # a model that reads the question gets no note
+    mixed = run_stubbed("bbq", StubBackend("stub"), tmp_path / "mixed", limit=12, conditions=("q",))
+    assert "notes" not in mixed.metrics["conditions"]["q"]
+    assert sum(mixed.metrics["conditions"]["q"]["answer_letters"].values()) == 12

@@ -325,6 +325,50 @@ def test_a_bad_probe_file_is_one_line(tmp_path, capsys):
     assert re.search(r"probe\.json: not a p-ik probe \(format is 'list'", capsys.readouterr().err)
 
 
+GOOD_PROBE = {"format": "alignlab-p-ik-probe/1", "mean": [0, 0], "scale": [1, 1], "coef": [1, -1],
+              "intercept": 0.5, "C": 1.0, "layer": -1, "prompt": "Question: {question}\nAnswer:", "prefix": ""}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("edit", "says"),
+    [
+        ({"scale": [0, 1]}, "scale must be above zero"),
+        ({"intercept": float("nan")}, "intercept holds a value that is not a finite number"),
+        ({"coef": [1, float("inf")]}, "coef holds a value that is not a finite number"),
+        ({"C": 0}, "C must be above zero"),
+        (
+            {"prompt": "Question: {question} {answer}\nAnswer:"},
+            None,
+        ),  # a stray placeholder is text, no KeyError
+        ({"prompt": "Question:\nAnswer:"}, "its prompt holds {question} 0 times, not once"),
+        ({"layer": "last"}, "layer 'last' is not a whole number"),
+    ],
+)
+def test_a_hand_edited_probe_is_refused_in_one_line(edit, says, tmp_path, capsys, monkeypatch):
+    import alignlab.models
+
+    monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **kw: Oracle(spec))
+    probe = tmp_path / "probe.json"
+    probe.write_text(json.dumps({**GOOD_PROBE, **edit}))
+    code = main(["p-ik", "predict", "--probe", str(probe), "--model", "oracle", "What is 2 + 2?"])
+    err = capsys.readouterr().err
+    if says is None:
+        assert code == 2 and "the probe reads 2 features" in err and "Traceback" not in err
+    else:
+        assert code == 2 and f"probe.json: not a p-ik probe ({says}" in err, err
+
+
+def test_an_empty_question_is_refused(tmp_path, capsys, monkeypatch):
+    import alignlab.models
+
+    monkeypatch.setattr(alignlab.models, "load_model", lambda spec, **kw: Oracle(spec))
+    (tmp_path / "probe.json").write_text(json.dumps(GOOD_PROBE))
+    assert (
+        main(["p-ik", "predict", "--probe", str(tmp_path / "probe.json"), "--model", "oracle", "q", " "]) == 2
+    )
+    assert "question 2 is empty" in capsys.readouterr().err
+
+
 # --- once on the real bundled model ------------------------------------------------------------------
 @pytest.mark.slow
 @needs_data

@@ -277,6 +277,17 @@ def summary_table(experiment, results) -> Table:
                 params = "?" if result.parameters is None else f"{result.parameters / 1e6:,.0f}M"
                 cells = [result.model, params, *cells]
             table.add_row(*cells)
+    # what a row cannot say by itself (e.g. every answer the same letter), under the table
+    notes = [
+        f"{f'{result.model} ' if ladder else ''}{condition}: {note}"
+        for result in results
+        for condition, m in result.metrics["conditions"].items()
+        for note in (m.get("notes") or [])
+        if isinstance(note, str)
+    ]
+    if notes:
+        table.caption = "\n".join(notes)
+        table.caption_justify = "left"
     return table
 
 

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from alignlab import models as model_specs
 from alignlab.engine.samples import sample_key
 from alignlab.engine.sampling_error import sampling_replays, scoring_summary, widen
 from alignlab.errors import AlignlabError, UnsupportedRequest
@@ -30,7 +31,7 @@ from alignlab.experiments.run_options import (
     run_name,
     shown,
 )
-from alignlab.models import refuse_credentials, require
+from alignlab.models import require
 from alignlab.runfolder import RunFolder
 from alignlab.runlog import RunLog
 
@@ -117,6 +118,8 @@ def _run(
     if refusal and "score" in kinds and settings.prompt_format == "raw":
         raise UnsupportedRequest(refusal)
 
+    experiment.preflight(backend, settings)
+
     fingerprint = backend.fingerprint()
     info = backend.info()
     scoring = info.get("scoring") if isinstance(info.get("scoring"), dict) else None
@@ -131,6 +134,7 @@ def _run(
         limit=opts.limit,
     )
     folder = RunFolder(opts.out)
+    new_folder = not folder.path.exists()
     samples_log, resumed = folder.open(
         identity,
         extra={
@@ -166,6 +170,13 @@ def _run(
             new = engine.run_tasks(
                 tasks, on_sample=samples_log.append, description=f"{experiment.name} {opts.model}", done=done
             )
+    except AlignlabError:
+        samples_log.close()
+        if not resumed and not done and not any(True for _ in samples_log.read()):
+            # failed before its first sample (a prompt longer than the context): a folder holding nothing
+            # but a config would refuse the corrected command as "a different run"
+            folder.discard(remove_dir=new_folder)
+        raise
     finally:
         samples_log.close()
         if opts.backend is None and opts.executor == "ray":
@@ -230,7 +241,7 @@ def run_ladder(
 
 def _check_ladder(models: list[str]) -> None:
     for model in models:
-        refuse_credentials(model)  # every rung's, before the first loads
+        model_specs.check_spec(model)  # every rung's form, key and file, before the first loads
     if len(set(models)) != len(models):
         raise AlignlabError(f"--model lists a model twice: {', '.join(shown(m) for m in models)}")
 

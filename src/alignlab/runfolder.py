@@ -6,6 +6,7 @@ command again resumes it; a different run in the same folder is refused rather t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
@@ -145,6 +146,15 @@ class RunFolder:
             ]
         write_json_atomic(self.config_path, config)
         return SampleLog(self.path / SAMPLES), resumed
+
+    def discard(self, remove_dir: bool) -> None:
+        """Take back a run that failed before its first sample: its config, empty log, journal and run.log
+        (and the folder, when this run made it and nothing else is in it)."""
+        for name in (CONFIG, SAMPLES, "run.log", JOURNAL, f"{JOURNAL}-wal", f"{JOURNAL}-shm"):
+            (self.path / name).unlink(missing_ok=True)
+        if remove_dir:
+            with contextlib.suppress(OSError):  # something else is in it: leave it
+                self.path.rmdir()
 
     def finish(self, metrics: dict) -> None:
         write_json_atomic(self.metrics_path, metrics)

@@ -151,6 +151,10 @@ class Experiment:
         """Scores, and generation when a chosen condition samples a chain of thought (named "...cot")."""
         return {"score", "generate"} if any(c.endswith("cot") for c in settings.conditions) else {"score"}
 
+    def preflight(self, backend, settings: Settings) -> None:
+        """Checks of the settings that need the loaded model (a layer index), run before any work and before
+        the run folder exists; raise AlignlabError. Cheap requests only."""
+
     def item_id(self, item) -> str:
         return str(item.id)
 

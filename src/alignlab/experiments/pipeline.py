@@ -39,13 +39,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 
+from alignlab import models as model_specs
 from alignlab import option_types
 from alignlab.errors import AlignlabError
 from alignlab.experiments.base import DataSource, Option, field_default
 from alignlab.experiments.identity import jsonable, run_identity
 from alignlab.experiments.phased import PhasedRun
 from alignlab.experiments.run_options import DEFAULT_MODEL, RUNS, RunOptions, run_name
-from alignlab.models import refuse_credentials
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class Pipeline:
                 raise AlignlabError(f"{self.name}: {role.flag} names no model")
             if spec is not None:
                 try:
-                    refuse_credentials(spec)  # before any role's model loads
+                    model_specs.check_spec(spec)  # form, key, file: before any role's model loads
                 except AlignlabError as exc:
                     raise AlignlabError(f"{role.flag}: {exc}") from None
             resolved[role.name] = spec
@@ -444,6 +444,22 @@ def _add_flags(parser, pipeline: Pipeline) -> None:
     )
 
 
+def reach_servers(pipeline: Pipeline, runs: list) -> None:
+    """Every server a run will call answers, before any model loads or any work starts (a dead judge URL
+    would otherwise be found after the generation phase)."""
+    flags = {role.name: role.flag for role in pipeline.roles}
+    reached: set[str] = set()
+    for models in runs:
+        for role, spec in pipeline.models(models).items():
+            if spec is None or spec in reached:
+                continue
+            reached.add(spec)
+            try:
+                model_specs.reach(spec)
+            except AlignlabError as exc:
+                raise AlignlabError(f"{flags.get(role, role)}: {exc}") from None
+
+
 def _run_command(args) -> int:
     from rich.console import Console
 
@@ -459,6 +475,7 @@ def _run_command(args) -> int:
     runs = ladder(pipeline, given)
     for models in runs:
         pipeline.models(models)  # every run's specs checked before the first starts
+    reach_servers(pipeline, runs)
     results = []
     for models in runs:
         opts = run_options(args)

@@ -175,6 +175,34 @@ def shown_spec(spec: str, limit: int = 200) -> str:
     return quoted
 
 
+def check_spec(spec: str) -> None:
+    """Everything about a spec that can be known without loading its model or calling its server: its form,
+    no key in its URL, and a model file that is there. Each command runs this for every role's spec before
+    any model loads, so a typo in the third model fails at once, not after the first model's work."""
+    parsed = parse_spec(spec)
+    if parsed.axes:
+        parsed = parse_spec(declared_axes(spec)[0])
+    if parsed.kind == "llamacpp" and parsed.target not in bundled.BUNDLED:
+        path = Path(parsed.target).expanduser()
+        if not _is_file(path):
+            raise AlignlabError(f"model file not found: {path} (from spec {shown_spec(spec)})")
+    if parsed.kind == "hf" and parsed.target.startswith(("/", "./", "../", "~")):
+        path = Path(parsed.target).expanduser()
+        if not path.exists():
+            raise AlignlabError(f"model folder not found: {path} (from spec {shown_spec(spec)})")
+
+
+def reach(spec: str) -> None:
+    """A server-backed spec's server answers (no model weights are loaded); other specs: nothing to do (their
+    form is `check_spec`'s to refuse)."""
+    try:
+        kind = parse_spec(declared_axes(spec)[0]).kind
+    except AlignlabError:
+        return
+    if kind in ("openai", "inspect"):
+        load_model(spec).check()
+
+
 def load_model(spec: str, **options) -> Backend:
     """Build the backend a spec names. Options reach the backend (e.g. batch_size, max_concurrency)."""
     parsed = parse_spec(spec)

@@ -249,6 +249,23 @@ def metrics(samples: list[dict], conditions: tuple[str, ...], seed: int = 0, n_r
     return out
 
 
+def answer_letters(predictions) -> dict:
+    """How often each letter was chosen; and a note when every answer is the same letter (a small model that
+    says "(c)" to everything scores the same under every condition, to the last digit, whatever it read)."""
+    counts = {letter: 0 for letter in "abc"}
+    for prediction in predictions:
+        counts["abc"[int(prediction)]] += 1
+    out: dict = {"answer_letters": counts}
+    total = sum(counts.values())
+    only = [letter for letter, n in counts.items() if n == total]
+    if total > 1 and only:
+        out["notes"] = [
+            f"every answer is ({only[0]}) ({total} of {total}): the scores say where that letter's answer "
+            "sits, not what the model read"
+        ]
+    return out
+
+
 def letter_preference_rate(samples: list[dict], n_resamples: int = 1000, seed: int = 0) -> dict:
     """The share of items whose chosen letter is the same under every order of the answers (a model that
     always says "(c)" scores 1; one that follows the content, 0 for items whose answer moves), with a
@@ -318,6 +335,9 @@ class BBQ(Experiment):
 
     def metrics(self, samples: list[dict], settings: BBQSettings, seed: int, n_resamples: int) -> dict:
         out = metrics(samples, settings.conditions, seed=seed, n_resamples=n_resamples)
+        for condition, body in out.items():
+            if not settings.permute_answers:  # (permuted, the letter preference rate says it)
+                body.update(answer_letters(s["prediction"] for s in samples if s["condition"] == condition))
         if settings.permute_answers:
             for condition, body in out.items():
                 rows = [s for s in samples if s["condition"] == condition]

@@ -200,6 +200,11 @@ class PIK(SelfEvalExperiment):
         # with --sources, the questions that have an article
         return condition != "source" or not settings.sources or item.question.question in item.materials
 
+    def preflight(self, backend, settings: PIKSettings) -> None:
+        """--layer against the model's layers: one hidden state of a short prompt, before any sampling."""
+        block = QUESTION_ONLY.format(question="What is 1 + 1?")
+        backend.features([FeaturesRequest(prompt=block, layer=settings.layer)])
+
     def task(self, item: SelfEvalItem, condition: str, settings: PIKSettings) -> Task:
         if condition == "probe":
             return self._probe_task(item, settings)
@@ -352,6 +357,21 @@ def probe_input_of(sample: dict, settings: PIKSettings) -> dict:
 
 
 # --- alignlab p-ik predict ------------------------------------------------------------------------
+def probe_file_prompt(data: dict, where: str) -> tuple[str, str, int]:
+    """(prefix, question block, layer) of a probe file, checked: a block without exactly one "{question}"
+    would give every question the same P(IK)."""
+    prefix, block, layer = data.get("prefix", ""), data.get("prompt", QUESTION_ONLY), data.get("layer", -1)
+    if not isinstance(prefix, str) or not isinstance(block, str):
+        raise AlignlabError(f"{where}: not a p-ik probe (prefix and prompt must be text)")
+    if block.count("{question}") != 1:
+        raise AlignlabError(
+            f"{where}: not a p-ik probe (its prompt holds {{question}} {block.count('{question}')} times, not once)"
+        )
+    if isinstance(layer, bool) or not isinstance(layer, int):
+        raise AlignlabError(f"{where}: not a p-ik probe (layer {layer!r} is not a whole number)")
+    return prefix, block, layer
+
+
 def _predict(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -367,15 +387,15 @@ def _predict(args) -> int:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise AlignlabError(f"{path}: not valid JSON ({e})") from None
     probe = Probe.from_json(data, str(path))
+    prefix, block, layer = probe_file_prompt(data, str(path))
+    for number, question in enumerate(args.questions, 1):
+        if not question.strip():
+            raise AlignlabError(f"question {number} is empty: a probe has nothing to read")
     backend = load_model(args.model)
     if "features" not in getattr(backend, "capabilities", frozenset({"features"})):
         raise AlignlabError(f"model {args.model!r} gives no hidden states (the features request)")
-    prefix, block = str(data.get("prefix", "")), str(data.get("prompt", QUESTION_ONLY))
     vectors = backend.features(
-        [
-            FeaturesRequest(prompt=prefix + block.replace("{question}", q), layer=int(data.get("layer", -1)))
-            for q in args.questions
-        ]
+        [FeaturesRequest(prompt=prefix + block.replace("{question}", q), layer=layer) for q in args.questions]
     )
     widths = {len(v.vector) for v in vectors}
     if widths != {len(probe.coef)}:

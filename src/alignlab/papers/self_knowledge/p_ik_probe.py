@@ -107,7 +107,14 @@ class Probe:
             mean, scale, coef = (np.array(data[k], dtype=float) for k in ("mean", "scale", "coef"))
             if not (mean.shape == scale.shape == coef.shape and mean.ndim == 1):
                 raise ValueError("mean, scale and coef differ in length")
-            return cls(mean, scale, coef, float(data["intercept"]), float(data["C"]))
+            intercept, c = float(data["intercept"]), float(data["C"])
+            # a hand-edited probe: every number finite, each scale (a divisor) and C above zero
+            for key, values in (("mean", mean), ("scale", scale), ("coef", coef), ("intercept", intercept)):
+                if not np.all(np.isfinite(values)):
+                    raise ValueError(f"{key} holds a value that is not a finite number")
+            if np.any(scale <= 0) or not c > 0:
+                raise ValueError(f"{'scale' if np.any(scale <= 0) else 'C'} must be above zero")
+            return cls(mean, scale, coef, intercept, c)
         except (KeyError, TypeError, ValueError) as e:
             raise AlignlabError(f"{where}: not a p-ik probe ({e})") from None
 
