@@ -365,3 +365,27 @@ def test_the_run_says_how_many_of_the_papers_nine_dimensions_it_covers():
     c = coverage(["Age", "Religion", "SES", "Race_x_SES"])
     assert (c["covered"], c["of"], c["intersectional"]) == (3, 9, ["Race_x_SES"])
     assert "Race_ethnicity" in c["missing"] and "Age" not in c["missing"]
+
+
+def test_the_bias_figure_names_each_rows_items_and_draws_no_interval_for_too_few():
+    from alignlab.papers.self_correction.bbq_plots import bias_by_category_figure
+
+    def est(value, n, ci):
+        return {"value": value, "ci": ci, "n": n}
+
+    metrics = {
+        "q": {
+            "n": 40,
+            "bias_score": {"ambig": est(0.1, 20, [-0.1, 0.3])},
+            "by_category": {
+                "Age": {"n": 38, "bias_score": {"ambig": est(0.1, 19, [-0.1, 0.3])}},
+                "SES": {"n": 2, "bias_score": {"ambig": est(1.0, 1, [1.0, 1.0])}},
+            },
+        }
+    }
+    ax = bias_by_category_figure(metrics, "ambig").axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["SES (n=2)", "Age (n=38)", "overall (n=40)"]
+    assert any("1 item: too few" in t.get_text() for t in ax.texts)
+    # whiskers for the two bars with items enough, none for SES's single item
+    assert len([c for c in ax.containers if getattr(c, "errorbar", None) is not None]) == 2

@@ -154,8 +154,9 @@ class Engine:
 
     @property
     def block_size(self) -> int:
-        """Tasks per block: a few chunks, so length-sorting has prompts to group and little is redone."""
-        return BLOCK_CHUNKS * max(self.kind_chunk_size("score"), self.kind_chunk_size("generate"))
+        """Tasks per block: a few chunks, so length-sorting has prompts to group and little is redone (at
+        least a generate chunk, which a continuous-batching backend refills as rows finish)."""
+        return max(BLOCK_CHUNKS * self.chunk_size, self.kind_chunk_size("generate"))
 
     def _drive(self, tasks: dict, done: set | frozenset = frozenset()) -> Iterable[tuple[object, dict]]:
         """Each block of `block_size` consecutive tasks, one after another, each in lock step.
@@ -216,7 +217,7 @@ class Engine:
             for key, (requests, _) in step.items():
                 for index, request in enumerate(requests):
                     by_kind.setdefault(request.kind, []).append((key, index, request))
-            for kind in sorted(by_kind):
+            for kind in sorted(by_kind, key=lambda k: (k != "score", k)):  # scores first: samples out early
                 entries = sorted(by_kind[kind], key=lambda e: (-_prompt_size(e[2]), order[e[0]], e[1]))
                 size = self.kind_chunk_size(kind)
                 for at in range(0, len(entries), size):

@@ -24,6 +24,7 @@ _CONTEXT_TITLES = {
     "disambig": "Disambiguated contexts (s_DIS)",
 }
 _OVERALL = "overall"
+MIN_ITEMS = 5  # fewer items than this in a bar: its interval says nothing (a bootstrap of 1-3 items), so none is drawn
 
 
 def _num(x: Any) -> float:
@@ -44,6 +45,26 @@ def _lookup(metrics: Mapping[str, Any] | None, row: str, context: str) -> tuple[
     ci = est.get("ci") or [None, None]
     lo, hi = (ci + [None, None])[:2] if isinstance(ci, list) else (None, None)
     return _num(est.get("value")), _num(lo), _num(hi)
+
+
+def _items(metrics: Mapping[str, Any] | None, row: str, context: str) -> int | None:
+    """How many items a bar's estimate rests on (its `n`), None when not recorded."""
+    group = (metrics or {}) if row == _OVERALL else ((metrics or {}).get("by_category") or {}).get(row)
+    n = (((group or {}).get("bias_score") or {}).get(context) or {}).get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
+def _row_label(metrics_by_condition: Mapping[str, Mapping[str, Any]], row: str) -> str:
+    """A row's name with its item count (the most any condition asked), so a reader sees what rests on few."""
+    counts = [
+        n
+        for m in metrics_by_condition.values()
+        for n in [
+            ((m or {}) if row == _OVERALL else ((m or {}).get("by_category") or {}).get(row) or {}).get("n")
+        ]
+        if isinstance(n, int) and not isinstance(n, bool)
+    ]
+    return f"{row} (n={max(counts)})" if counts else row
 
 
 def _rows(metrics_by_condition: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -68,7 +89,12 @@ def _draw_panel(ax: Any, metrics_by_condition: Mapping[str, Mapping[str, Any]], 
                 ax.text(0.0, y, " n/a", va="center", ha="left", fontsize=7, color="0.45")
                 continue
             xerr = None
-            if not (math.isnan(lo) or math.isnan(hi)):
+            n = _items(metrics_by_condition[cond], row, context)
+            if n is not None and n < MIN_ITEMS:  # no interval worth drawing: say so instead
+                ax.text(
+                    value, y, f" {n} item{'s' * (n != 1)}: too few", va="center", fontsize=6, color="0.35"
+                )
+            elif not (math.isnan(lo) or math.isnan(hi)):
                 xerr = [[max(value - lo, 0.0)], [max(hi - value, 0.0)]]
             ax.barh(
                 y,
@@ -80,7 +106,7 @@ def _draw_panel(ax: Any, metrics_by_condition: Mapping[str, Mapping[str, Any]], 
                 label=cond,
             )
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels(list(reversed(rows)))
+    ax.set_yticklabels([_row_label(metrics_by_condition, r) for r in reversed(rows)])
     ax.axvline(0.0, color="0.3", linewidth=0.8)
     # Symmetric limits around 0 that fit every bar and interval, within the score's -1..1 range.
     values = [
