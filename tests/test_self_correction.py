@@ -544,3 +544,24 @@ def test_a_condition_answered_with_one_letter_throughout_says_so_under_the_table
     mixed = run_stubbed("bbq", StubBackend("stub"), tmp_path / "mixed", limit=12, conditions=("q",))
     assert "notes" not in mixed.metrics["conditions"]["q"]
     assert sum(mixed.metrics["conditions"]["q"]["answer_letters"].values()) == 12
+
+
+def test_the_reports_bbq_figure_carries_the_same_letter_note(tmp_path):
+    from alignlab.papers.self_correction.bbq_report import SECTION
+    from alignlab.report.runs import Run
+
+    metrics = {
+        "conditions": {
+            "q": {
+                "n": 3,
+                "bias_score": {"ambig": {"value": 0.0, "ci": [0, 0], "n": 3}},
+                "notes": ["every answer is (c)"],
+            },
+            "q+if": {"n": 3, "bias_score": {"ambig": {"value": 0.1, "ci": [0, 0.2], "n": 3}}},
+        }
+    }
+    run = Run(
+        path=tmp_path, name="bbq-x", config={"experiment": "bbq", "model": {"spec": "x"}}, metrics=metrics
+    )
+    (figure,) = SECTION.run_figures(run)
+    assert figure.caption.endswith("; q: every answer is (c)")

@@ -43,11 +43,23 @@ class BBQSection(Section):
         if not isinstance(conditions, dict) or not conditions:
             return []
         fig = bias_by_category_figure(conditions, context="both")
+        # what the bars cannot say: a condition answered with one letter throughout
+        notes = [
+            f"{condition}: {note}"
+            for condition, m in conditions.items()
+            if isinstance(m, dict)
+            for note in (m.get("notes") if isinstance(m.get("notes"), list) else [])
+            if isinstance(note, str)
+        ]
+        caption = (
+            f"run {run.name}; left s_AMB, right s_DIS; whiskers are 95% bootstrap intervals (none for a bar "
+            "of fewer than 5 items); n per row is its items"
+        )
         return [
             Figure(
                 title=f"{run.model}: bias score by category and condition",
                 png=png_bytes(fig, dpi=90),
-                caption=f"run {run.name}; left s_AMB, right s_DIS; bars are 95% bootstrap intervals",
+                caption="; ".join([caption, *notes]),
             )
         ]
 
