@@ -95,6 +95,7 @@ CASES = [
     ("redteam --out FILE", "--out"),
     ("redteam --cache UNDER_FILE", "--cache"),
     ("redteam --published missing.jsonl", "--published"),
+    ("redteam --published FOLDER", "is a folder: name a file in it"),
     # cai, every stage shares the options
     ("cai revise --n -1", "--n"),
     ("cai all --n -1", "--n"),
@@ -144,7 +145,11 @@ CASES = [
 
 
 def _argv(case: str, tmp_path: Path) -> list[str]:
-    placeholders = {"FILE": str(tmp_path / "FILE"), "UNDER_FILE": str(tmp_path / "FILE" / "x" / "out.html")}
+    placeholders = {
+        "FILE": str(tmp_path / "FILE"),
+        "UNDER_FILE": str(tmp_path / "FILE" / "x" / "out.html"),
+        "FOLDER": str(tmp_path),
+    }
     argv = [placeholders.get(word, word) for word in case.split()]
     if argv[0] == "eval":  # small and quiet should a check be missing (the case's own values come last)
         argv[2:2] = ["--limit", "2", "--no-cache", "--no-progress"]

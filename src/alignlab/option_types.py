@@ -153,6 +153,8 @@ def output_folder(text: str) -> Path:
 def existing_file(text: str) -> Path:
     """A file the command will read."""
     path = Path(text).expanduser()
+    if path.is_dir():
+        raise ArgumentTypeError(f"{text!r} is a folder: name a file in it")
     if not path.is_file():
         raise ArgumentTypeError(f"no such file: {text!r}")
     return path
