@@ -48,6 +48,9 @@ class Embedder:
             raise AlignlabError(
                 "sentence embeddings need sentence-transformers: pip install alignlab"
             ) from exc
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar among the run's own lines
         try:
             self.model = SentenceTransformer(str(folder), device="cpu")
         except (OSError, ValueError) as exc:
@@ -57,7 +60,12 @@ class Embedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, self.model.get_sentence_embedding_dimension() or 0), dtype=np.float32)
+            # (renamed in newer sentence-transformers; the old name warns there)
+            width = (
+                getattr(self.model, "get_embedding_dimension", None)
+                or self.model.get_sentence_embedding_dimension
+            )
+            return np.zeros((0, width() or 0), dtype=np.float32)
         vectors = self.model.encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
         )
