@@ -25,6 +25,7 @@ METRICS = "metrics.json"
 # with --no-cache, the run's own answers so far: a resume then asks again only the batch the kill cut short
 # (the engine reruns a block's done tasks to batch as a whole run would); gone once the run is whole
 JOURNAL = "responses.sqlite"
+JOURNAL_FILES = (JOURNAL, f"{JOURNAL}-wal", f"{JOURNAL}-shm")  # SQLite's database and its side files
 
 
 def versions() -> dict[str, str]:
@@ -150,7 +151,7 @@ class RunFolder:
     def discard(self, remove_dir: bool) -> None:
         """Take back a run that failed before its first sample: its config, empty log, journal and run.log
         (and the folder, when this run made it and nothing else is in it)."""
-        for name in (CONFIG, SAMPLES, "run.log", JOURNAL, f"{JOURNAL}-wal", f"{JOURNAL}-shm"):
+        for name in (CONFIG, SAMPLES, "run.log", *JOURNAL_FILES):
             (self.path / name).unlink(missing_ok=True)
         if remove_dir:
             with contextlib.suppress(OSError):  # something else is in it: leave it
@@ -158,5 +159,5 @@ class RunFolder:
 
     def finish(self, metrics: dict) -> None:
         write_json_atomic(self.metrics_path, metrics)
-        for suffix in ("", "-wal", "-shm"):
-            (self.path / f"{JOURNAL}{suffix}").unlink(missing_ok=True)
+        for name in JOURNAL_FILES:
+            (self.path / name).unlink(missing_ok=True)

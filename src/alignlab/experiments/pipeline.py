@@ -444,13 +444,13 @@ def _add_flags(parser, pipeline: Pipeline) -> None:
     )
 
 
-def reach_servers(pipeline: Pipeline, runs: list) -> None:
-    """Every server a run will call answers, before any model loads or any work starts (a dead judge URL
-    would otherwise be found after the generation phase)."""
+def reach_servers(pipeline: Pipeline, resolved: list) -> None:
+    """Every server the runs (their {role: spec}, checked) will call answers, before any model loads or any
+    work starts (a dead judge URL would otherwise be found after the generation phase)."""
     flags = {role.name: role.flag for role in pipeline.roles}
     reached: set[str] = set()
-    for models in runs:
-        for role, spec in pipeline.models(models).items():
+    for models in resolved:
+        for role, spec in models.items():
             if spec is None or spec in reached:
                 continue
             reached.add(spec)
@@ -473,9 +473,8 @@ def _run_command(args) -> int:
     values = {k[len("setting_") :]: v for k, v in vars(args).items() if k.startswith("setting_")}
     given = {k[len("role_") :]: v for k, v in vars(args).items() if k.startswith("role_")}
     runs = ladder(pipeline, given)
-    for models in runs:
-        pipeline.models(models)  # every run's specs checked before the first starts
-    reach_servers(pipeline, runs)
+    # every run's specs checked, and their servers reached, before the first starts
+    reach_servers(pipeline, [pipeline.models(models) for models in runs])
     results = []
     for models in runs:
         opts = run_options(args)

@@ -182,10 +182,8 @@ def check_spec(spec: str) -> None:
     parsed = parse_spec(spec)
     if parsed.axes:
         parsed = parse_spec(declared_axes(spec)[0])
-    if parsed.kind == "llamacpp" and parsed.target not in bundled.BUNDLED:
-        path = Path(parsed.target).expanduser()
-        if not _is_file(path):
-            raise AlignlabError(f"model file not found: {path} (from spec {shown_spec(spec)})")
+    if parsed.kind == "llamacpp":
+        _model_file(parsed.target, spec)
     if parsed.kind == "hf" and parsed.target.startswith(("/", "./", "../", "~")):
         path = Path(parsed.target).expanduser()
         if not path.exists():
@@ -238,13 +236,9 @@ def _load(spec: str, bare: str, **options) -> Backend:
         target = parsed.target
         return _hf(spec, str(bundled.resolve(target)) if target in bundled.BUNDLED else target, **options)
     if parsed.kind == "llamacpp":
-        target = parsed.target
-        path = bundled.resolve(target) if target in bundled.BUNDLED else Path(target).expanduser()
-        if not _is_file(path):
-            raise AlignlabError(f"model file not found: {path} (from spec {shown_spec(spec)})")
         from alignlab.models.llamacpp import LlamaCppBackend
 
-        return LlamaCppBackend(spec, path, **options)
+        return LlamaCppBackend(spec, _model_file(parsed.target, spec), **options)
     if parsed.kind == "inspect":
         from alignlab.models.inspect_backend import InspectBackend
 
@@ -252,6 +246,14 @@ def _load(spec: str, bare: str, **options) -> Backend:
     from alignlab.models.openai import OpenAIBackend
 
     return OpenAIBackend(spec, model=parsed.target, base_url=parsed.url, **options)
+
+
+def _model_file(target: str, spec: str) -> Path:
+    """A llamacpp: spec's model file (a bundled name's, or a path), which must be there."""
+    path = bundled.resolve(target) if target in bundled.BUNDLED else Path(target).expanduser()
+    if not _is_file(path):
+        raise AlignlabError(f"model file not found: {path} (from spec {shown_spec(spec)})")
+    return path
 
 
 def _is_file(path: Path) -> bool:
