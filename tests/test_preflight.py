@@ -9,8 +9,10 @@ from stub_backend import StubBackend, run_stubbed
 
 import alignlab.models
 from alignlab.cli import main
+from alignlab.engine.fit_check import longest
 from alignlab.errors import AlignlabError
-from alignlab.models.text import PromptTooLong
+from alignlab.models.base import GenerateRequest, ScoreRequest
+from alignlab.models.text import PromptTooLong, fit_error
 
 
 @pytest.fixture
@@ -104,3 +106,75 @@ def test_a_run_failing_before_its_first_sample_takes_its_folder_back(tmp_path):
             run_stubbed("law-school", NoRoom("stub"), out, limit=4)
     assert not (tmp_path / "run").exists()
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]  # the user's folder stays
+
+
+class Windowed(StubBackend):
+    """A model whose window holds `limit` characters of prompt (one token a character)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("stub")
+        self.limit = limit
+
+    def fit_error(self, request):
+        return fit_error(request, list, str, self.limit, self.spec, f"{self.limit} positions")
+
+
+def test_a_prompt_past_the_window_fails_before_any_request_naming_its_item(tmp_path):
+    # calibration's few-shot prompts: the shots asked make every prompt long; one past the window is named
+    need = {}  # a task's longest request: its prompt and longest continuation
+    for (item, condition), asked in _first_requests("calibration", limit=6, shots=5):
+        sizes = [
+            len(r.prompt) + max(map(len, r.continuations))
+            for r in (asked if isinstance(asked, list) else [asked])
+        ]
+        need[f"item {item} (condition {condition})"] = max(sizes)
+    limit = max(need.values()) - 1
+    backend = Windowed(limit=limit)
+    with pytest.raises(AlignlabError, match="a score request cannot run: prompt of") as refused:
+        run_stubbed("calibration", backend, tmp_path / "run", limit=6, shots=5)
+    named = str(refused.value).split(": a score")[0]
+    assert need[named] > limit and sum(n > limit for n in need.values()) < len(need)
+    assert backend.calls == {"score": 0, "generate": 0, "features": 0} and not (tmp_path / "run").exists()
+    run_stubbed("calibration", Windowed(limit=limit + 1), tmp_path / "run", limit=6, shots=5)
+
+
+def _first_requests(name: str, limit: int, **values) -> list:
+    from stub_backend import DATA
+
+    from alignlab import experiments
+    from alignlab.evaluate import _first_requests
+    from alignlab.experiments import DataSource
+
+    experiment = experiments.get(name)
+    settings = experiment.settings(**values)
+    items = experiment.items(DataSource(data_dir=str(DATA)), limit, settings).items
+    asked = [(i, experiment.item_id(i), c) for c in settings.conditions for i in items]
+    return list(_first_requests(experiment, asked, settings))
+
+
+def test_fit_error_counts_what_one_forward_holds():
+    chars = list  # one token a character
+    score = ScoreRequest(prompt="abcd", continuations=(" xy", " z"))
+    assert fit_error(score, chars, str, 7, "m", "w") is None  # 4 + the longer continuation's 3
+    assert "prompt of 7 tokens" in fit_error(score, chars, str, 6, "m", "6 positions")
+    generate = GenerateRequest(prompt="abcd", max_tokens=5)
+    assert fit_error(generate, chars, str, 5, "m", "w") is None
+    assert "must also hold the generated tokens" in fit_error(generate, chars, str, 4, "m", "w")
+    assert fit_error(generate, chars, str, None, "m", "w") is None  # a window not known is not checked
+
+
+def test_longest_keeps_the_longest_few_of_each_kind_in_task_order_on_ties():
+    firsts = [
+        (n, ScoreRequest(prompt="x" * size, continuations=(" a",))) for n, size in enumerate([3, 9, 9, 1, 5])
+    ]
+    firsts.append(
+        ("g", [GenerateRequest(prompt="y" * 4, max_tokens=1), GenerateRequest(prompt="y", max_tokens=1)])
+    )
+    picked = longest(firsts, per_kind=3)
+    assert [key for key, _ in picked] == [
+        "g",
+        "g",
+        1,
+        2,
+        4,
+    ]  # kinds in order; within one, longest, then first

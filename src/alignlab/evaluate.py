@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from alignlab import models as model_specs
+from alignlab.engine.fit_check import check_fit
 from alignlab.engine.samples import sample_key
 from alignlab.engine.sampling_error import sampling_replays, scoring_summary, widen
 from alignlab.errors import AlignlabError, UnsupportedRequest
@@ -84,6 +85,19 @@ def load_checked(experiment: Experiment, settings: Settings, opts: RunOptions) -
     return loaded
 
 
+def _first_requests(experiment: Experiment, asked: list, settings: Settings):
+    """Each task's first request (or list of them), from a task made for the look only: the run makes its
+    own."""
+    for item, item_id, condition in asked:
+        task = experiment.task(item, condition, settings)
+        try:
+            yield (item_id, condition), next(task)
+        except StopIteration:
+            continue
+        finally:
+            task.close()
+
+
 def _data_described(data: DataSource) -> str:
     """Where the items were looked for, for an error: the user's files, or the data directory."""
     if data.files:
@@ -119,6 +133,13 @@ def _run(
         raise UnsupportedRequest(refusal)
 
     experiment.preflight(backend, settings)
+    asked = [
+        (item, item_id, condition)
+        for condition in settings.conditions
+        for item, item_id in zip(loaded.items, ids, strict=True)
+        if experiment.applies(item, condition, settings)
+    ]
+    check_fit(backend, _first_requests(experiment, asked, settings))
 
     fingerprint = backend.fingerprint()
     info = backend.info()
@@ -149,12 +170,6 @@ def _run(
     )
     run_log.attach(folder.path)
     done = samples_log.done()
-    asked = [
-        (item, item_id, condition)
-        for condition in settings.conditions
-        for item, item_id in zip(loaded.items, ids, strict=True)
-        if experiment.applies(item, condition, settings)
-    ]
     # every task, done or not: the engine batches by position in this list, so a resume batches as a whole
     # run would, and runs again only the done tasks that share a block with work still to do
     tasks = {

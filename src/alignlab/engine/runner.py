@@ -218,7 +218,7 @@ class Engine:
                 for index, request in enumerate(requests):
                     by_kind.setdefault(request.kind, []).append((key, index, request))
             for kind in sorted(by_kind, key=lambda k: (k != "score", k)):  # scores first: samples out early
-                entries = sorted(by_kind[kind], key=lambda e: (-_prompt_size(e[2]), order[e[0]], e[1]))
+                entries = sorted(by_kind[kind], key=lambda e: (-prompt_size(e[2]), order[e[0]], e[1]))
                 size = self.kind_chunk_size(kind)
                 for at in range(0, len(entries), size):
                     chunk = entries[at : at + size]
@@ -263,7 +263,7 @@ class Engine:
                 fresh = method(list(todo.values()))
             except PromptTooLong as exc:  # raised before the backend did any work: nothing to keep
                 owner = owner_of[list(todo)[exc.index]]
-                raise AlignlabError(f"{_named(owner)}a {kind} request cannot run: {exc}") from exc
+                raise AlignlabError(f"{owner_prefix(owner)}a {kind} request cannot run: {exc}") from exc
             answered = list(zip(todo.keys(), fresh, strict=True))
             failed = [(k, res) for k, res in answered if getattr(res, "error", None)]
             answered = [(k, res) for k, res in answered if not getattr(res, "error", None)]
@@ -274,7 +274,7 @@ class Engine:
                 more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
                 first_key, first = failed[0]
                 raise AlignlabError(
-                    f"{_named(owner_of[first_key])}a {kind} request failed: {first.error}{more}"
+                    f"{owner_prefix(owner_of[first_key])}a {kind} request failed: {first.error}{more}"
                 )
             known.update(answered)
         return [known[k] for k in keys]
@@ -303,14 +303,14 @@ def summarize(readings: list[dict]) -> dict:
     return out
 
 
-def _named(owner) -> str:
+def owner_prefix(owner) -> str:
     """The item a request belongs to, as an error's prefix: run folders key tasks by (item id, condition)."""
     if isinstance(owner, tuple) and len(owner) == 2:
         return f"item {owner[0]} (condition {owner[1]}): "
     return ""
 
 
-def _prompt_size(request: Request) -> int:
+def prompt_size(request: Request) -> int:
     prompt = request.prompt
     if isinstance(prompt, Chat):
         return sum(len(text) for _, text in prompt.messages) + len(prompt.prefill)

@@ -203,6 +203,11 @@ class BackendBase:
     def check(self) -> None:
         return None
 
+    def fit_error(self, request: Request) -> str | None:
+        """Why `request` cannot fit this model's context window, before any work (None: it fits, or the
+        window is not known here, as for a remote API)."""
+        return None
+
     def features(self, requests: list[FeaturesRequest]) -> list[FeaturesResult]:
         raise UnsupportedRequest(f"model {getattr(self, 'spec', '?')!r} does not support features requests")
 

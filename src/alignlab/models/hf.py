@@ -38,7 +38,7 @@ from alignlab.models.base import (
     ScoreResult,
 )
 from alignlab.models.hf_generate import ContinuousGenerator, left_pad
-from alignlab.models.text import check_fit, split_continuations
+from alignlab.models.text import check_fit, fit_error, split_continuations
 from alignlab.paths import cache_dir
 
 
@@ -399,6 +399,10 @@ class HFBackend(BackendBase):
         if not isinstance(limit, int):
             limit = getattr(self.tokenizer, "model_max_length", None)
         return limit if isinstance(limit, int) and 0 < limit < 10**8 else None
+
+    def fit_error(self, request) -> str | None:
+        window = f"{self.max_context} positions"
+        return fit_error(request, self.encode, self.render, self.max_context, self.spec, window)
 
     def _check_fit(self, lengths: list[int]) -> None:
         check_fit(lengths, self.max_context, self.spec, f"{self.max_context} positions")

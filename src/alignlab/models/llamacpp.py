@@ -48,7 +48,7 @@ from alignlab.models.base import (
     ScoreResult,
 )
 from alignlab.models.llamacpp_load import free_side_context
-from alignlab.models.text import check_fit, split_continuations
+from alignlab.models.text import check_fit, fit_error, split_continuations
 
 _CHUNK = 64  # prompt tokens decoded per batch (see LlamaCppBackend._plan)
 # Sequences generated at once. SmolLM2-135M on 2 CPU threads, 64 BBQ prompts x <= 128 tokens at T=1: the
@@ -332,6 +332,10 @@ class LlamaCppBackend(BackendBase):
         del self._cached[keep:]
         self._segments = [seg for seg in self._segments if seg[1] <= keep]
         self._rows = {p: r for p, r in self._rows.items() if p < keep}
+
+    def fit_error(self, request) -> str | None:
+        window = f"n_ctx={self._n_ctx}; pass a larger n_ctx"
+        return fit_error(request, self.encode, self.render, self._n_ctx, self.spec, window)
 
     # --- score ----------------------------------------------------------------------------------
     def score(self, requests: list[ScoreRequest]) -> list[ScoreResult]:

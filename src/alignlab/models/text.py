@@ -78,3 +78,25 @@ def check_fit(lengths: Sequence[int], limit: int | None, spec: str, window: str)
                 index,
                 f"prompt of {length} tokens does not fit the context window of model {spec!r} ({window})",
             )
+
+
+def fit_error(
+    request, encode: Callable[[str], list[int]], render: Callable, limit: int | None, spec: str, window: str
+) -> str | None:
+    """Why `request` cannot run in a context window of `limit` tokens (None: it can, or the limit is not
+    known), in the words the backend's own check would use: a score holds its prompt and longest
+    continuation, a generation its prompt and at least one new token, a features request its prompt."""
+    kind = getattr(request, "kind", None)
+    if limit is None or kind not in ("score", "generate", "features"):
+        return None
+    text = render(request.prompt)
+    if kind == "generate":
+        return prompt_error(encode(text), limit, spec, window)
+    if kind == "score":
+        context, conts = split_continuations(encode, text, request.continuations)
+        length = len(context) + max(map(len, conts), default=0)
+    else:
+        length = len(encode(text))
+    if length > limit:
+        return f"prompt of {length} tokens does not fit the context window of model {spec!r} ({window})"
+    return None
