@@ -178,3 +178,10 @@ def test_longest_keeps_the_longest_few_of_each_kind_in_task_order_on_ties():
         2,
         4,
     ]  # kinds in order; within one, longest, then first
+
+
+def test_longest_orders_one_tasks_equal_requests_without_comparing_them():
+    # calibration's true/false prompts: one task asks several requests of the same length at once
+    same = [ScoreRequest(prompt="z" * 6, continuations=(f" {c}",)) for c in "abcd"]
+    picked = longest([("t", same), ("u", same[:1])], per_kind=2)
+    assert [(key, request.continuations) for key, request in picked] == [("t", (" a",)), ("t", (" b",))]

@@ -27,10 +27,12 @@ def longest(firsts: Iterable[tuple[object, Request | list]], per_kind: int = LON
     """The `per_kind` longest requests of each kind among (task key, first request or list of them), as
     (key, request), longest first; ties go to the earlier task."""
     heaps: dict[str, list] = {}
-    for n, (key, asked) in enumerate(firsts):
+    rank = 0  # every request's own place, so that ties never compare the requests themselves
+    for key, asked in firsts:
         for request in asked if isinstance(asked, list | tuple) else [asked]:
+            rank += 1
             heap = heaps.setdefault(request.kind, [])
-            entry = (prompt_size(request), -n, key, request)
+            entry = (prompt_size(request), -rank, key, request)
             if len(heap) < per_kind:
                 heapq.heappush(heap, entry)
             elif entry[:2] > heap[0][:2]:
