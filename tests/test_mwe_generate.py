@@ -478,3 +478,16 @@ def test_winogenerated_reports_the_female_against_male_reading_where_it_differs_
     one = pronoun_scores(rows[:1] * 2, seed=0, n_resamples=10)
     assert one["f_minus_m"]["value"] == pytest.approx(2 * (0.6 - 0.2 * 0.05) - 1)
     assert "not checked" in scores["measure"]
+
+
+def test_a_run_that_keeps_nothing_writes_no_dataset_and_leaves_the_named_file(tmp_path, scripted, capsys):
+    from dataclasses import replace
+
+    scripted["gen"] = Scripted()
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text("what was here\n")
+    strict = replace(SETTINGS, threshold=0.99)  # no judgement reaches it
+    result = generate_evals(strict, {"generator": "gen"}, tmp_path / "run", mine, _models())
+    assert result.dataset is None and result.funnel["kept"] == 0
+    assert mine.read_text() == "what was here\n" and not (tmp_path / "run" / "kindness.jsonl").exists()
+    assert (tmp_path / "run" / "statements.jsonl").is_file()  # the funnel's record stays

@@ -33,7 +33,7 @@ from alignlab.experiments.run_options import (
     shown,
 )
 from alignlab.models import require
-from alignlab.runfolder import RunFolder
+from alignlab.runfolder import RunFolder, refuse_misplaced
 from alignlab.runlog import RunLog
 
 __all__ = [
@@ -118,6 +118,7 @@ def _run(
 ) -> EvalResult:
     if opts.out is None:
         opts = replace(opts, out=RUNS / run_name(experiment.name, opts.model))
+    refuse_misplaced(opts.out)  # before any model loads
     if loaded is None:
         loaded = load_checked(experiment, settings, opts)
     ids = [experiment.item_id(item) for item in loaded.items]

@@ -7,6 +7,8 @@ import os
 from argparse import ArgumentTypeError
 from pathlib import Path
 
+from alignlab.run_files import RECORDS, is_run
+
 
 def number_in(low: float, high: float, what: str, open_ends: bool = False, ends: str = "[]"):
     """A float within [low, high], never NaN; `ends` "(]", "[)" or "()" leave out an end (as does
@@ -131,6 +133,8 @@ def output_file(text: str) -> Path:
         raise ArgumentTypeError(f"{text!r} is a folder, not a file")
     if path.exists() and not os.access(path, os.W_OK):
         raise ArgumentTypeError(f"{text!r} is not writable")
+    if path.name in RECORDS and is_run(path.parent):
+        raise ArgumentTypeError(f"{text!r} is a record of the run in {str(path.parent)!r}: write elsewhere")
     _creatable(path, text)
     return path
 

@@ -18,14 +18,7 @@ from pathlib import Path
 from alignlab.atomic import remove_stale_temporaries, write_text_atomic
 from alignlab.engine.samples import SampleLog
 from alignlab.errors import AlignlabError
-
-CONFIG = "config.json"
-SAMPLES = "samples.jsonl"
-METRICS = "metrics.json"
-# with --no-cache, the run's own answers so far: a resume then asks again only the batch the kill cut short
-# (the engine reruns a block's done tasks to batch as a whole run would); gone once the run is whole
-JOURNAL = "responses.sqlite"
-JOURNAL_FILES = (JOURNAL, f"{JOURNAL}-wal", f"{JOURNAL}-shm")  # SQLite's database and its side files
+from alignlab.run_files import CONFIG, JOURNAL, JOURNAL_FILES, METRICS, SAMPLES, is_run  # noqa: F401
 
 
 def versions() -> dict[str, str]:
@@ -88,6 +81,25 @@ def read_config(path: Path) -> dict:
             f"{path}: not an alignlab run config (a JSON {type(config).__name__}, not an object)"
         )
     return config
+
+
+def refuse_misplaced(path: Path | str) -> None:
+    """A new run's folder must neither hold runs (`index` and `report` would then see the new run alone: they
+    do not look inside a run) nor sit inside a run (they would never find it). A run being resumed is where
+    it is."""
+    path = Path(path).expanduser()
+    if (path / CONFIG).is_file():
+        return
+    if path.is_dir():
+        held = sorted(sub.name for sub in path.iterdir() if sub.is_dir() and is_run(sub))
+        if held:
+            shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+            raise AlignlabError(
+                f"{path} holds runs ({shown}): give this run a folder of its own, e.g. --out {path / 'NAME'}"
+            )
+    for parent in path.absolute().parents:
+        if is_run(parent):
+            raise AlignlabError(f"{path} is inside the run folder {parent}: choose an --out outside it")
 
 
 class RunFolder:

@@ -483,6 +483,10 @@ def _run_command(args) -> int:
             resolved = pipeline.models(models)
             label = pipeline.label(pipeline.settings(values), resolved)
             opts = replace(opts, out=(args.out or RUNS) / run_name(pipeline.name, resolved[first], label))
+        if opts.out is not None:
+            from alignlab.runfolder import refuse_misplaced
+
+            refuse_misplaced(opts.out)
         result = run_pipeline(pipeline, values, models, opts, args.pipeline_stage, args)
         pipeline.show(result.run, result.result, console)
         console.print(f"run folder: {result.out}  ({', '.join(pipeline.files)})")

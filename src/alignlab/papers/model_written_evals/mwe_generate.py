@@ -172,7 +172,7 @@ def dataset_row(candidate: dict) -> dict:
 @dataclass
 class Generated:
     folder: Path
-    dataset: Path
+    dataset: Path | None  # None: nothing was kept, nothing written
     funnel: dict
     figure: Path | None
 
@@ -340,12 +340,13 @@ def _finish(run, settings, candidates, judged, funnel, out: Path, embedder, mode
             "distinct_words": _distinct([c["statement"] for c in rows], 1),
             "distinct_bigrams": _distinct([c["statement"] for c in rows], 2),
         },
-        "dataset": str(out),
+        "dataset": str(out) if rows else None,
     }
-    lines = "".join(json.dumps(dataset_row(c), ensure_ascii=False) + "\n" for c in rows)
-    write_text_atomic(out, lines)
-    if out.resolve() != (run.path / out.name).resolve():
-        write_text_atomic(run.path / f"{settings.behavior}.jsonl", lines)
+    if rows:  # an empty set is no dataset: `eval mwe` would refuse it, and a file named by --dataset stays
+        lines = "".join(json.dumps(dataset_row(c), ensure_ascii=False) + "\n" for c in rows)
+        write_text_atomic(out, lines)
+        if out.resolve() != (run.path / out.name).resolve():
+            write_text_atomic(run.path / f"{settings.behavior}.jsonl", lines)
     write_text_atomic(
         run.path / "statements.jsonl",
         "".join(
@@ -363,7 +364,7 @@ def _finish(run, settings, candidates, judged, funnel, out: Path, embedder, mode
             run.path / "diversity.png",
         )
     run.finish({"generated": summary})
-    return Generated(run.path, out, summary, figure)
+    return Generated(run.path, out if rows else None, summary, figure)
 
 
 def _distinct(texts: list[str], n: int) -> float | None:
@@ -465,7 +466,10 @@ class GenerateEvals(Pipeline):
         from alignlab.papers.model_written_evals.mwe_generate_report import funnel_table
 
         console.print(funnel_table(result["funnel"]))
-        console.print(f"dataset: {result['dataset']}  (alignlab eval mwe --data-file {result['dataset']})")
+        if result["dataset"] is None:
+            console.print("no statement was kept, so no dataset was written (see the funnel above)")
+        else:
+            console.print(f"dataset: {result['dataset']}  (alignlab eval mwe --data-file {result['dataset']})")
 
     def report_section(self):
         from alignlab.papers.model_written_evals.mwe_generate_report import GeneratedSetsSection
