@@ -15,6 +15,7 @@ import alignlab.evaluate
 import alignlab.models
 from alignlab import experiments, registry
 from alignlab.cli import main
+from alignlab.errors import AlignlabError
 from alignlab.evaluate import RunOptions, run
 from alignlab.experiments import Experiment, Item, Items, Option, Settings
 from alignlab.models.base import ScoreRequest
@@ -62,6 +63,7 @@ def test_bbq_through_the_generic_runner_writes_the_same_bytes_as_before(tmp_path
     letters = {c: m.pop("answer_letters") for c, m in metrics["conditions"].items()}
     assert sum(letters["q"].values()) == metrics["conditions"]["q"]["n"]
     notes = [m.pop("notes", None) for m in metrics["conditions"].values()]
+    assert metrics.pop("intervals") == {"bootstrap_resamples": 200, "seed": 1234}  # and how they were drawn
     old = json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     assert hashlib.sha256(old.encode()).hexdigest() == BBQ_METRICS_SHA256, notes
     config = json.loads((result.out / "config.json").read_text())
@@ -263,6 +265,11 @@ def test_a_crashed_run_resumes_with_every_sample_exactly_once(tmp_path, toy):
 def test_unknown_condition_and_bad_limit_fail_before_any_model_loads(tmp_path, toy, stub_models, capsys):
     assert main(["eval", "toy", "--conditions", "plain,rude", "--out", str(tmp_path / "r")]) == 2
     assert "unknown toy condition(s) rude: choose from plain, polite" in capsys.readouterr().err
+    for nothing in ("", ",", " , "):  # not the default conditions in silence
+        assert main(["eval", "toy", "--conditions", nothing, "--out", str(tmp_path / "r")]) == 2
+        assert "names no condition" in capsys.readouterr().err
+    with pytest.raises(AlignlabError, match=r"unknown toy condition\(s\) \(none given\)"):
+        experiments.get("toy").settings(conditions=())
     with pytest.raises(SystemExit) as exit_:
         main(["eval", "toy", "--limit", "0", "--out", str(tmp_path / "r")])
     assert exit_.value.code == 2

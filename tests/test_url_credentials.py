@@ -17,6 +17,8 @@ URLS = [
     f"http://127.0.0.1:9/v1?api_key={SECRET}",
     f"http://127.0.0.1:9/v1?x=1&Token={SECRET}",
     f"https://127.0.0.1:9/v1?access_token={SECRET}&y=2",
+    f"http://127.0.0.1:9/v1;api_key={SECRET}",
+    f"http://127.0.0.1:9/v1#{SECRET}",
 ]
 COMMANDS = [  # (arguments before the spec's flag, the flag)
     (["eval", "bbq", "--limit", "1"], "--model"),
@@ -43,6 +45,8 @@ def test_a_plain_query_stays_and_keys_are_hidden_when_shown():
     assert parse_spec("openai:m@http://h:8000/v1?api-version=2024").url.endswith("?api-version=2024")
     shown = shown_spec(f"openai:m@http://h/v1?a=1&api_key={SECRET}#x")
     assert SECRET not in shown and "api_key=***" in shown and "a=1" in shown
+    shown = shown_spec(f"openai:m@http://h/v1;session_token={SECRET};v=2#{SECRET}")
+    assert SECRET not in shown and "session_token=***" in shown and ";v=2" in shown
 
 
 @pytest.mark.parametrize(("before", "flag"), COMMANDS)

@@ -187,6 +187,10 @@ def _setting_values(args) -> dict:
     }
     if args.conditions is not None:  # a suite's default: each experiment its own
         values["conditions"] = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
+        if not values["conditions"]:
+            raise AlignlabError(
+                f"--conditions {args.conditions!r} names no condition (leave it out for the default)"
+            )
     return values
 
 

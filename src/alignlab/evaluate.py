@@ -204,6 +204,8 @@ def _run(
         "experiment": experiment.name,
         "model": opts.model,
         "conditions": experiment.metrics(samples, settings, seed=settings.seed, n_resamples=opts.bootstrap),
+        # not part of the run's identity (a finished run's intervals can be redrawn): said here instead
+        "intervals": {"bootstrap_resamples": opts.bootstrap, "seed": settings.seed},
     }
     summary = scoring_summary(samples, scoring)
     if summary is not None:

@@ -183,7 +183,10 @@ class Experiment:
     # --- derived --------------------------------------------------------------------------------------
     def settings(self, **values) -> Settings:
         """Settings from keyword values, checked: unknown conditions and formats are user errors."""
-        conditions = tuple(values.pop("conditions", None) or self.default_conditions or self.conditions)
+        given = values.pop(
+            "conditions", None
+        )  # None: not asked; an empty list (--conditions ''): asked for none
+        conditions = tuple(self.default_conditions or self.conditions) if given is None else tuple(given)
         unknown = [c for c in conditions if c not in self.conditions]
         if unknown or not conditions:
             raise AlignlabError(

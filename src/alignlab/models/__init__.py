@@ -155,6 +155,12 @@ def _refuse_credentials(parts, spec: str, bad: str) -> None:
     named = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True) if _KEY_LIKE.search(name)]
     if named:
         raise AlignlabError(f"{bad}: a key in its query ({named[0]}=...); put the key in {where}")
+    in_path = [name for name in re.findall(r";([^=;/]*)=", parts.path) if _KEY_LIKE.search(name)]
+    if in_path:
+        raise AlignlabError(f"{bad}: a key in its path (;{in_path[0]}=...); put the key in {where}")
+    if parts.fragment or "#" in parts.geturl():
+        # a server never sees a fragment, and the paths joined after the URL would land inside it
+        raise AlignlabError(f"{bad}: a #fragment in it; leave it out, and put the key in {where}")
 
 
 _KEY_LIKE = re.compile(r"key|token|secret|passw|pwd|auth|credential|sig", re.I)
@@ -170,7 +176,8 @@ def shown_spec(spec: str, limit: int = 200) -> str:
     """The spec quoted for a message: any user:password@ in a URL (even one without its http://) hidden,
     cut to `limit` characters."""
     masked = re.sub(r"([/@])[^/@\s]*:[^/@\s]*@", r"\1***@", re.sub(r"//[^/@]*@", "//***@", spec))
-    masked = re.sub(r"([?&][^=&#\s]*=)[^&#\s]*", _masked_value, masked)
+    masked = re.sub(r"([?&;][^=&;#\s]*=)[^&;#\s]*", _masked_value, masked)
+    masked = re.sub(r"#\S*", "#***", masked)  # a fragment: nothing a server reads, maybe a pasted key
     quoted = repr(masked if len(masked) <= limit else masked[:limit] + "...")
     return quoted
 
