@@ -293,7 +293,7 @@ def test_a_p_ik_probe_learns_what_the_features_know_and_predicts_from_the_cli(tm
     )
     m = result.metrics["conditions"]["probe"]
     assert m["probe"]["train_questions"] == 30 and m["n"] == 30
-    assert m["auroc"]["value"] == pytest.approx(1.0)
+    assert m["auroc"]["value"] == pytest.approx(1.0) and "notes" not in m
     assert m["by_task"]["lambada"]["n"] == 60  # out of distribution: its questions all tested
     fractions = [json.loads(x)["fraction_right"] for x in (tmp_path / "p-ik" / "samples.jsonl").open()]
     assert set(fractions) == {0.0, 1.0}
@@ -313,6 +313,10 @@ def test_a_p_ik_probe_learns_what_the_features_know_and_predicts_from_the_cli(tm
         if "What is" in line
     }
     assert lines[known] > 0.5 > lines[unknown]
+    # another model's hidden states, however wide, mean nothing to the probe
+    assert probe["model"] == "oracle" and probe["model_fingerprint"] == "stub:oracle"
+    assert main(["p-ik", "predict", "--probe", str(tmp_path / "p-ik"), "--model", "other", known]) == 2
+    assert "trained on the hidden states of model 'oracle', not 'other'" in capsys.readouterr().err
 
 
 def test_a_bad_probe_file_is_one_line(tmp_path, capsys):
@@ -414,3 +418,12 @@ def test_runs_on_the_bundled_model(name, args, tmp_path):
         assert all(len(v) == 576 for vs in read.values() for v in vs)
         conditions = json.loads((out / "metrics.json").read_text())["conditions"]
         assert conditions["source"]["n"] == 3 and conditions["hints"]["n"] == 3
+
+
+def test_a_probe_whose_training_questions_all_had_one_outcome_says_it_tells_nothing(tmp_path):
+    # the stub never answers right: every fraction right is 0, and the fitted probe is a constant
+    result = run_stubbed(
+        "p-ik", StubBackend("stub"), tmp_path / "run", 8, tasks=("arithmetic",), samples=2, shots=1
+    )
+    notes = result.metrics["conditions"]["probe"]["notes"]
+    assert notes and "same outcome (fraction right 0)" in notes[0]

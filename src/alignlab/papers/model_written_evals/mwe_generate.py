@@ -469,7 +469,9 @@ class GenerateEvals(Pipeline):
         if result["dataset"] is None:
             console.print("no statement was kept, so no dataset was written (see the funnel above)")
         else:
-            console.print(f"dataset: {result['dataset']}  (alignlab eval mwe --data-file {result['dataset']})")
+            console.print(
+                f"dataset: {result['dataset']}  (alignlab eval mwe --data-file {result['dataset']})"
+            )
 
     def report_section(self):
         from alignlab.papers.model_written_evals.mwe_generate_report import GeneratedSetsSection

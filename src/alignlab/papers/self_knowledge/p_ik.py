@@ -278,6 +278,12 @@ class PIK(SelfEvalExperiment):
             "train_tasks": list(settings.train_tasks),
             "input": settings.probe_input,
         }
+        outcomes = {s["fraction_right"] for s in train}
+        if len(outcomes) == 1:  # the fit is then a constant: it cannot tell known from unknown
+            body["notes"] = [
+                f"every training question had the same outcome (fraction right {outcomes.pop():g}): the probe "
+                "is a constant and tells nothing; train on more questions or an easier task"
+            ]
         body["by_task"] = by_task
         body["leave_one_out"] = leave_one_out(rows, settings, seed, n_resamples)
         out = {"probe": body}
@@ -299,7 +305,8 @@ class PIK(SelfEvalExperiment):
             return []
         probe = Probe.fit(train, c=metrics["probe"]["probe"]["C"])  # the penalty `metrics` cross-validated
         path = folder / "probe.json"
-        write_text_atomic(path, json.dumps(probe.to_json(**probe_input_of(train[0], settings))))
+        about = {**probe_input_of(train[0], settings), **_model_of(folder)}
+        write_text_atomic(path, json.dumps(probe.to_json(**about)))
         return [path]
 
     def add_commands(self, subparsers) -> None:
@@ -372,6 +379,26 @@ def probe_file_prompt(data: dict, where: str) -> tuple[str, str, int]:
     return prefix, block, layer
 
 
+def _model_of(folder: Path) -> dict:
+    """The model whose hidden states trained the probe (spec and fingerprint, from the run's config.json):
+    another model's states, even of the same width, mean nothing to it."""
+    from alignlab.runfolder import CONFIG, read_config
+
+    model = read_config(folder / CONFIG).get("model") if (folder / CONFIG).is_file() else None
+    if not isinstance(model, dict):
+        return {}
+    return {"model": model.get("spec"), "model_fingerprint": model.get("fingerprint")}
+
+
+def _refuse_another_model(data: dict, backend, spec: str, where: str) -> None:
+    trained = data.get("model_fingerprint")
+    if isinstance(trained, str) and trained != backend.fingerprint():
+        raise AlignlabError(
+            f"{where}: the probe was trained on the hidden states of model {data.get('model')!r}, not "
+            f"{spec!r} (another model's states mean nothing to it): use --model {data.get('model')}"
+        )
+
+
 def _predict(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -394,6 +421,7 @@ def _predict(args) -> int:
     backend = load_model(args.model)
     if "features" not in getattr(backend, "capabilities", frozenset({"features"})):
         raise AlignlabError(f"model {args.model!r} gives no hidden states (the features request)")
+    _refuse_another_model(data, backend, args.model, str(path))
     vectors = backend.features(
         [FeaturesRequest(prompt=prefix + block.replace("{question}", q), layer=layer) for q in args.questions]
     )
