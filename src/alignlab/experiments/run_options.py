@@ -127,14 +127,13 @@ RUN_FLAGS = (
     ),
     (
         "--workers",
-        {"type": _OT.whole_number(1), "default": 2, "help": "Ray workers, each with its own model copy"},
+        {"type": _OT.whole_number(1), "help": "Ray workers, each with its own model copy (default: 2)"},
     ),
     ("--ray-address", {"help": "an existing Ray cluster (default: start a local one)"}),
     (
         "--gpus-per-worker",
         {
             "type": _OT.number_in(0, 1024, "a number of GPUs"),
-            "default": 0,
             "help": "GPUs each "
             "Ray worker reserves (e.g. 1: one model copy per GPU; default: none, CPU workers)",
         },
@@ -183,6 +182,14 @@ def add_run_flags(parser, *, out_help: str, limit_help: str | None = None) -> No
 
 def run_options(args, **overrides) -> RunOptions:
     """RunOptions from the flags `add_run_flags` added (and --data-file, --limit where a command has them)."""
+    ray_only = {
+        "--workers": args.workers,
+        "--ray-address": args.ray_address,
+        "--gpus-per-worker": args.gpus_per_worker,
+    }
+    given = [flag for flag, value in ray_only.items() if value is not None]
+    if given and args.executor != "ray":
+        raise AlignlabError(f"{', '.join(given)}: for --executor ray only (this run is local)")
     backend_options = {}
     if args.gen_dtype is not None:
         backend_options["gen_dtype"] = args.gen_dtype
@@ -207,9 +214,9 @@ def run_options(args, **overrides) -> RunOptions:
         progress=not args.no_progress,
         bootstrap=args.bootstrap,
         executor=args.executor,
-        workers=args.workers,
+        workers=args.workers or 2,
         ray_address=args.ray_address,
-        gpus_per_worker=args.gpus_per_worker,
+        gpus_per_worker=args.gpus_per_worker or 0,
         backend_options=backend_options,
         report=args.report,
     )
@@ -223,6 +230,7 @@ def load_backend(spec: str, opts: RunOptions):
 
     options = {"batch_size": opts.batch_size, "max_concurrency": opts.max_concurrency, **opts.backend_options}
     _check_scoring(spec, options.get("scoring", "auto"))
+    _check_generation_options(spec, options)
     if opts.executor == "local":
         return load_model(spec, **options)
     if opts.executor == "ray":
@@ -246,6 +254,22 @@ def _check_scoring(spec: str, scoring: str) -> None:
         raise AlignlabError(
             f"--scoring {scoring} is for served models (openai:, inspect:); {shown(spec)} scores from its "
             "own logprobs"
+        )
+
+
+def _check_generation_options(spec: str, options: dict) -> None:
+    """--gen-width and --gen-dtype set how a local model generates: a served model has its own batching, and
+    llama.cpp's weights keep the type of their file."""
+    from alignlab.models import parse_spec
+
+    kind = parse_spec(spec).kind
+    if kind in ("openai", "inspect"):
+        given = [f"--{name.replace('_', '-')}" for name in ("gen_width", "gen_dtype") if name in options]
+        if given:
+            raise AlignlabError(f"{', '.join(given)}: for local models; {shown(spec)} is served")
+    elif kind == "llamacpp" and "gen_dtype" in options:
+        raise AlignlabError(
+            f"--gen-dtype: for transformers models; {shown(spec)} computes in its file's types"
         )
 
 
