@@ -200,6 +200,8 @@ def test_bad_settings_are_refused(tmp_path, scripted):
         _redteam(tmp_path / "r", kinds=("nice",))
     with pytest.raises(AlignlabError, match="needs --finetuned"):
         _redteam(tmp_path / "r", kinds=("finetuned",))
+    with pytest.raises(AlignlabError, match="--finetuned: only the 'finetuned' target kind asks it"):
+        _redteam(tmp_path / "r", {"finetuned": "f"}, kinds=("plain",))
     with pytest.raises(AlignlabError, match="--harm-area is empty"):
         _redteam(tmp_path / "r", attacks="zero-shot", harm_areas=("",))
     assert not (tmp_path / "r").exists()

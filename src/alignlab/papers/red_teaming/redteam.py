@@ -169,6 +169,8 @@ class RedTeam(Pipeline):
     def check(self, settings: RedTeamSettings, models) -> None:
         if "finetuned" in settings.kinds and not models.finetuned:
             raise AlignlabError("--kinds finetuned needs --finetuned MODEL")
+        if models.finetuned and "finetuned" not in settings.kinds:  # it would load and never be asked
+            raise AlignlabError("--finetuned: only the 'finetuned' target kind asks it; add it to --kinds")
         if settings.attacks not in ATTACKS:
             raise AlignlabError(f"--attacks {settings.attacks!r}: choose from {', '.join(ATTACKS)}")
         unknown = [k for k in settings.kinds if k not in KINDS]
