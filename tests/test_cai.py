@@ -240,10 +240,16 @@ def test_stages_in_the_wrong_order_and_a_changed_setting_are_refused(tmp_path, t
         _stage(tmp_path, tiny, "train-sft")
     with pytest.raises(AlignlabError, match="sft/model not found: run `alignlab cai train-sft"):
         _stage(tmp_path, tiny, "label")
+    # a stage that failed before making anything takes its new folder back: no husk of an unfinished run
+    assert not _opts(tmp_path).out.exists()
     with pytest.raises(AlignlabError, match="--n must be a positive number"):
         _stage(tmp_path, tiny, "revise", n=0)
+    _stage(tmp_path, tiny, "revise")
     with pytest.raises(AlignlabError, match=r"differs in: max_tokens"):
         _stage(tmp_path, tiny, "revise", max_tokens=9)
+    with pytest.raises(AlignlabError, match="sft/model not found"):  # a failing stage of a run with work
+        _stage(tmp_path, tiny, "label")
+    assert (_opts(tmp_path).out / "revise").is_dir()  # stays whole
 
 
 def test_later_stages_read_the_settings_the_run_was_started_with(tmp_path):

@@ -169,6 +169,20 @@ class RunFolder:
             with contextlib.suppress(OSError):  # something else is in it: leave it
                 self.path.rmdir()
 
+    def discard_if_untouched(self, remove_dir: bool) -> bool:
+        """`discard`, when the folder holds nothing a run made beyond its opening (no sample, no stage's
+        output); returns whether it did."""
+        if not self.path.is_dir():
+            return False
+        names = {p.name for p in self.path.iterdir()}
+        samples = self.path / SAMPLES
+        if names - {CONFIG, SAMPLES, "run.log", *JOURNAL_FILES} or (
+            samples.exists() and samples.stat().st_size
+        ):
+            return False
+        self.discard(remove_dir)
+        return True
+
     def finish(self, metrics: dict) -> None:
         write_json_atomic(self.metrics_path, metrics)
         for name in JOURNAL_FILES:

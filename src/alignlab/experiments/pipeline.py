@@ -346,14 +346,26 @@ def run_pipeline(
     first = pipeline.roles[0].name
     out = opts.out or RUNS / run_name(pipeline.name, resolved[first], pipeline.label(settings, resolved))
     opts = replace(opts, out=out)
+    new_folder = not Path(out).expanduser().exists()
     with RunLog() as run_log:
         run = PipelineRun(pipeline, settings, resolved, opts, args)
+        opened = False  # a folder this run could not open (another run's) is never touched
         try:
             resumed = run.open()
+            opened = not resumed
             run_log.attach(run.path)
             if resumed:
                 log.info("resuming %s: %d samples done", run.path, len(run.done))
             result = pipeline.run(run, stage)
+        except AlignlabError:
+            run.close()
+            if opened:
+                # failed before it made anything (a stage whose input is missing): a folder holding only its
+                # config would be counted as an unfinished run, and refuse a corrected command
+                from alignlab.runfolder import RunFolder
+
+                RunFolder(run.path).discard_if_untouched(remove_dir=new_folder)
+            raise
         finally:
             run.close()
     return PipelineResult(pipeline.name, resolved, run.path, result, resumed, run)
