@@ -262,6 +262,8 @@ def _check_generation_options(spec: str, options: dict) -> None:
     llama.cpp's weights keep the type of their file."""
     from alignlab.models import parse_spec
 
+    if "gen_width" not in options and "gen_dtype" not in options:
+        return
     kind = parse_spec(spec).kind
     if kind in ("openai", "inspect"):
         given = [f"--{name.replace('_', '-')}" for name in ("gen_width", "gen_dtype") if name in options]
