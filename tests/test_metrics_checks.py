@@ -54,7 +54,7 @@ def test_each_kind_of_bad_estimate_is_named_by_its_key(body, problem):
     "body",
     [
         {"rho": estimate(-1.0, [-1.0, -0.5])},  # the ends of the range are in it
-        {"accuracy": estimate(math.nan, [None, None], 0)},  # undefined: no items
+        {"accuracy": estimate(None, [None, None], 0)},  # undefined: no items (written as null, never NaN)
         {"accuracy": estimate(None)},
         {"brier_multiclass": estimate(1.5, [1.2, 1.8])},
         {"temperature": estimate(2.5, [1.0, 4.0])},  # no range known: any number

@@ -175,6 +175,8 @@ def existing_path(text: str) -> Path:
 def existing_folder(text: str) -> Path:
     """A folder the command will read."""
     path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():  # "no such folder" would send the user looking for a typo
+        raise ArgumentTypeError(f"{text!r} is a file, not a folder")
     if not path.is_dir():
         raise ArgumentTypeError(f"no such folder: {text!r}")
     return path

@@ -72,12 +72,19 @@ def parse_object(line: str, where: str) -> dict:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as e:
-        raise AlignlabError(f"{where}: not valid JSON ({e.msg}, column {e.colno})") from None
+        raise AlignlabError(f"{where}: not valid JSON ({json_problem(e)})") from None
     except RecursionError:  # "[[[[...": deeper than the parser goes
         raise AlignlabError(f"{where}: not valid JSON (nested too deeply)") from None
     if not isinstance(row, dict):
         raise AlignlabError(f"{where}: expected a JSON object, got {type(row).__name__}")
     return row
+
+
+def json_problem(error: json.JSONDecodeError) -> str:
+    """json's message with its column, for after "file:line": "Expecting value, column 3", and for the
+    messages that end in "at" (their line was cut off), "Unterminated string starting at column 2"."""
+    joint = " " if error.msg.endswith(" at") else ", "
+    return f"{error.msg}{joint}column {error.colno}"
 
 
 def read_json(path: Path):
@@ -90,7 +97,7 @@ def parse_json(text: str, path: Path):
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise AlignlabError(f"{path}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno})") from None
+        raise AlignlabError(f"{path}:{e.lineno}: not valid JSON ({json_problem(e)})") from None
     except RecursionError:
         raise AlignlabError(f"{path}: not valid JSON (nested too deeply)") from None
 

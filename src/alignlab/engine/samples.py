@@ -12,12 +12,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from alignlab.atomic import write_error
+from alignlab.data.jsonl import json_problem
 from alignlab.errors import AlignlabError
 
 
 def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> Iterator[dict]:
     """Each line of a JSONL file, parsed; blank lines skipped; a line that is not UTF-8, not a JSON object
     or lacks a `required` key raises one line naming file, line (and column)."""
+    for _, row in read_located_jsonl(path, required):
+        yield row
+
+
+def read_located_jsonl(path: Path, required: tuple[str, ...] = ()) -> Iterator[tuple[str, dict]]:
+    """("file:line", row) for each line, as read_jsonl: for a caller's own checks to name the line."""
     try:
         handle = open(path, "rb")  # noqa: SIM115 - bytes: a bad byte must name its line, not end the read
     except OSError as exc:
@@ -34,7 +41,7 @@ def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> Iterator[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise AlignlabError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+                raise AlignlabError(f"{where}: not valid JSON ({json_problem(exc)})") from None
             except RecursionError:
                 raise AlignlabError(f"{where}: not valid JSON (nested too deeply)") from None
             if not isinstance(row, dict):
@@ -42,7 +49,7 @@ def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> Iterator[dict]:
             missing = [key for key in required if key not in row]
             if missing:
                 raise AlignlabError(f"{where}: a sample without {' or '.join(map(repr, missing))}")
-            yield row
+            yield where, row
 
 
 SAMPLE_KEYS = ("id", "condition")  # what sample_key reads

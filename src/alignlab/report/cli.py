@@ -155,6 +155,7 @@ def _print_table(index) -> None:
 def _run_report(args) -> int:
     from alignlab.report import ReportOptions, write_report
 
+    axis = args.axis.strip().lower() or "parameters"
     runset = write_report(
         args.root,
         args.output,
@@ -162,9 +163,12 @@ def _run_report(args) -> int:
             samples_per_run=args.samples_per_run,
             detail_runs=args.detail_runs,
             title=args.title,
-            axis=args.axis.strip().lower() or "parameters",
+            axis=axis,
         ),
     )
     warn_problems(runset)
+    if axis != "parameters" and not any(axis in run.axes for run in runset.runs):
+        # else the page just lacks the figures, and a typo in --axis passes for missing data
+        print(f"note: no run declares axis {axis!r} (@{axis}=VALUE in its model spec)", file=sys.stderr)
     print(f"report of {len(runset.runs)} run{'s' if len(runset.runs) != 1 else ''} written to {args.output}")
     return 0

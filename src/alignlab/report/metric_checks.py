@@ -1,10 +1,16 @@
 """Checks of a run's metrics.json as the index reads it, as data files are checked: each estimate
 ({"value", "ci", "n"}) must hold numbers, an interval that does not end below its start, a whole n of at least
-0, and a value and interval inside its metric's range. Each problem is one line naming the key."""
+0, and a value and interval inside its metric's range; a metric named in RANGES that is neither an estimate nor a
+number; "experiment" and "model" that are not text; NaN or Infinity anywhere (alignlab writes metrics.json with
+allow_nan=False: an undefined estimate is null, so these are hand edits). Each problem is one line naming the
+key."""
 
 from __future__ import annotations
 
+import json
 import math
+
+from alignlab.runfolder import short_name
 
 # The range of a metric named so (any component of its dotted name, the rightmost that is listed): a value or
 # interval outside it is a corrupted or hand-edited metrics.json, and the run is left out of the index.
@@ -42,7 +48,12 @@ def metric_problems(metrics: dict, ranges: dict[str, tuple[float, float]] | None
     if conditions is not None and not isinstance(conditions, dict):
         return ["conditions: expected an object"]
     known = {**RANGES, **(ranges or {})}
-    problems: list[str] = []
+    problems = [
+        f"{key}: {short_name(metrics[key])} is not text"
+        for key in ("experiment", "model")
+        if not isinstance(metrics.get(key), str | None)
+    ]
+    _non_finite("", metrics, problems)
     for condition, body in (conditions or {}).items():
         if isinstance(body, dict):
             _check(f"conditions.{condition}", body, known, problems)
@@ -61,6 +72,8 @@ def _check(path: str, body: dict, known: dict, problems: list[str]) -> None:
     for key, value in body.items():
         where = f"{path}.{key}"
         if not isinstance(value, dict):
+            if not _numeric(value) and range_of(where, known):  # a list, text, true: the index would drop it
+                problems.append(f"{where}: {short_name(value)} is not a number or an estimate")
             continue
         if "value" not in value:
             _check(where, value, known, problems)
@@ -88,8 +101,20 @@ def _check(path: str, body: dict, known: dict, problems: list[str]) -> None:
             )
 
 
+def _non_finite(path: str, value, problems: list[str]) -> None:
+    """A line for each NaN or Infinity at or under `value` (dotted keys, [i] for list items)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append(f"{path}: {json.dumps(value)} is not a finite number")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _non_finite(f"{path}.{key}" if path else str(key), item, problems)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _non_finite(f"{path}[{i}]", item, problems)
+
+
 def _numeric(value) -> bool:
-    """A JSON number (NaN and infinities included: an undefined estimate) or null."""
+    """A JSON number or null (NaN and infinities pass here: _non_finite reports them, once)."""
     return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from alignlab import registry
 from alignlab.data.jsonl import read_json
-from alignlab.engine.samples import read_jsonl
+from alignlab.engine.samples import read_located_jsonl
 from alignlab.errors import AlignlabError
 from alignlab.report.metric_checks import metric_problems
 from alignlab.runfolder import CONFIG, METRICS, SAMPLES, read_config
@@ -80,9 +80,13 @@ class Run:
     def samples(self, limit: int | None = None) -> Iterator[dict]:
         """The run's first `limit` samples (all by default) in file order; a line that is not JSON raises.
         Reads only as far as it yields."""
+        yield from (sample for _, sample in itertools.islice(self.located_samples(), limit))
+
+    def located_samples(self) -> Iterator[tuple[str, dict]]:
+        """("samples.jsonl:line", sample) for each sample, for checks whose message names the line."""
         path = self.path / SAMPLES
         if path.is_file():
-            yield from itertools.islice(read_jsonl(path), limit)
+            yield from read_located_jsonl(path)
 
 
 @dataclass
@@ -109,17 +113,21 @@ def find_runs(root: Path | str) -> RunSet:
     if not root.is_dir():
         raise AlignlabError(f"{root}: not a folder")
     found = RunSet()
-    folders = []
+    folders, orphans = [], set()
     # os.walk, not rglob: it lets us stop descending into a run (its subfolders are its own business).
     for current, dirs, files in os.walk(root):
         if CONFIG in files:
             folders.append(Path(current))
             dirs.clear()
         else:
+            if METRICS in files:  # a run whose config.json was deleted: named, never silently skipped
+                orphans.add(Path(current))
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-    for folder in sorted(folders):
+    for folder in sorted([*folders, *orphans]):
         name = folder.relative_to(root).as_posix() if folder != root else folder.name
         try:
+            if folder in orphans:
+                raise AlignlabError(f"{folder}: {METRICS} without {CONFIG}, so not read as a run")
             found.runs.append(read_run(folder, name))
         except AlignlabError as exc:
             found.problems.append(str(exc))
@@ -131,6 +139,8 @@ def read_run(folder: Path, name: str | None = None) -> Run:
     config = read_config(folder / CONFIG)
     if not isinstance(config.get("identity"), dict):
         raise AlignlabError(f"{folder / CONFIG}: not an alignlab run config (no 'identity' object)")
+    if (folder / METRICS).exists() and not (folder / METRICS).is_file():
+        raise AlignlabError(f"{folder / METRICS}: not a file")  # not "not finished": it never will be
     metrics = read_json(folder / METRICS) if (folder / METRICS).is_file() else None
     if metrics is not None and not isinstance(metrics, dict):
         raise AlignlabError(f"{folder / METRICS}: expected a JSON object")

@@ -278,10 +278,12 @@ class MWE(Experiment):
 
 def _trends(args) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from alignlab.papers.model_written_evals.mwe_report import (
         FDR,
+        runs_without_samples,
         scaling_rows,
         scaling_table_rows,
         unplaced_runs,
@@ -293,10 +295,9 @@ def _trends(args) -> int:
     warn_problems(runset)  # a torn or out-of-range metrics.json: named, never silently missing from the trend
     runs = runset.runs
     models, rows = scaling_rows(runs)
+    empty = runs_without_samples(runs, models)
     if not rows:
-        raise AlignlabError(
-            f"{args.runs}: no finished mwe runs of two or more model sizes with datasets in common"
-        )
+        raise AlignlabError(f"{args.runs}: {_why_no_trend(empty)}")
     headers, body = scaling_table_rows(models, rows)
     shown = [b for b, r in zip(body, rows, strict=True) if args.all or r["flag"]]
     table = Table(
@@ -305,12 +306,24 @@ def _trends(args) -> int:
         f"(Benjamini-Hochberg, FDR {FDR})",
     )
     for row in shown:
-        table.add_row(*row)
+        table.add_row(*map(escape, row))  # dataset names come from samples.jsonl: text, not rich markup
     Console().print(table)
     unplaced = unplaced_runs(runs)
     if unplaced:
-        Console().print(f"left out, no parameter count: {', '.join(unplaced)}", soft_wrap=True)
+        Console().print(escape(f"left out, no parameter count: {', '.join(unplaced)}"), soft_wrap=True)
+    if empty:
+        Console().print(escape(f"left out, no samples: {', '.join(empty)}"), soft_wrap=True)
     return 0
+
+
+def _why_no_trend(empty: list[str]) -> str:
+    """Why no dataset has a trend: finished runs without samples (they cannot count), or too few runs."""
+    if empty:
+        return (
+            f"finished mwe run(s) without samples (samples.jsonl missing or empty): {', '.join(empty)}; "
+            "the trend needs two or more model sizes with samples of datasets in common"
+        )
+    return "no finished mwe runs of two or more model sizes with datasets in common"
 
 
 def pronoun_task(item: PronounItem, condition: str, settings: MWESettings) -> Task:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from alignlab.errors import AlignlabError
 from alignlab.report.sections import Section
+from alignlab.runfolder import short_name
 
 
 def shares_figure(metrics: dict):
@@ -68,7 +70,7 @@ class MWESection(Section):
                 body,
                 f"Cochran-Armitage trend against log10(parameters), newest run of each of {len(models)} "
                 f"models; {flagged} of {len(rows)} datasets flagged at a Benjamini-Hochberg false "
-                f"discovery rate of {FDR}." + _left_out(runs),
+                f"discovery rate of {FDR}." + _left_out(runs, models),
             )
         ]
         if flagged:
@@ -98,9 +100,11 @@ def section(description: str) -> MWESection:
 FDR = 0.05  # Benjamini-Hochberg false discovery rate across datasets
 
 
-def _left_out(runs) -> str:
-    unplaced = unplaced_runs(runs)
-    return f" Left out, no parameter count: {', '.join(unplaced)}." if unplaced else ""
+def _left_out(runs, models) -> str:
+    unplaced, empty = unplaced_runs(runs), runs_without_samples(runs, models)
+    return (f" Left out, no parameter count: {', '.join(unplaced)}." if unplaced else "") + (
+        f" Left out, no samples: {', '.join(empty)}." if empty else ""
+    )
 
 
 def unplaced_runs(runs) -> list[str]:
@@ -109,30 +113,36 @@ def unplaced_runs(runs) -> list[str]:
     return sorted(r.name for r in runs if r.complete and r.experiment == "mwe" and not r.parameters)
 
 
-def scaling_rows(runs) -> tuple[list[tuple[str, int]], list[dict]]:
-    """Per dataset, the share matching on each model size and its Cochran-Armitage trend against log10 of
-    the parameter count, with Benjamini-Hochberg adjusted p-values across datasets. Uses the newest finished
-    run of each model that reports its parameters; datasets all of them asked."""
-    import math
-
-    from alignlab.metrics.trend import armitage_trend, benjamini_hochberg
-
+def sized_runs(runs) -> list:
+    """The newest finished mwe run of each model that reports its parameters, smallest first."""
     newest: dict[str, object] = {}
     for run in sorted(runs, key=lambda r: r.date):
         if run.complete and run.parameters and run.experiment == "mwe":
             newest[run.model] = run
-    models = sorted(newest.values(), key=lambda r: r.parameters)
+    return sorted(newest.values(), key=lambda r: r.parameters)
+
+
+def runs_without_samples(runs, models) -> list[str]:
+    """The sized runs scaling_rows left out of `models` (its first answer): no as-written sample, as when
+    samples.jsonl is missing or empty. Named, never dropped silently."""
+    placed = {model for model, _ in models}
+    return sorted(r.name for r in sized_runs(runs) if r.model not in placed)
+
+
+def scaling_rows(runs) -> tuple[list[tuple[str, int]], list[dict]]:
+    """Per dataset, the share matching on each model size and its Cochran-Armitage trend against log10 of
+    the parameter count, with Benjamini-Hochberg adjusted p-values across datasets. Uses the newest finished
+    run of each model that reports its parameters and has samples; datasets all of them asked. A sample the
+    trend cannot read is an AlignlabError naming its file, line and key."""
+    import math
+
+    from alignlab.metrics.trend import armitage_trend, benjamini_hochberg
+
+    counted = [(run, dataset_counts(run)) for run in sized_runs(runs)]
+    models = [run for run, mine in counted if mine]  # the others: runs_without_samples
+    counts = [mine for _, mine in counted if mine]  # per model: dataset -> [suite, asked, matching]
     if len({r.parameters for r in models}) < 2:
-        return [], []
-    counts = []  # per model: dataset -> (suite, asked, matching)
-    for run in models:
-        mine: dict[str, list] = {}
-        for sample in run.samples():
-            if sample.get("condition") == "as-written":
-                entry = mine.setdefault(sample["dataset"], [sample.get("suite", ""), 0, 0])
-                entry[1] += 1
-                entry[2] += bool(sample.get("matches"))
-        counts.append(mine)
+        return [(r.model, r.parameters) for r in models], []
     shared = sorted(set.intersection(*(set(c) for c in counts)))
     rows = []
     for dataset in shared:
@@ -158,6 +168,35 @@ def scaling_rows(runs) -> tuple[list[tuple[str, int]], list[dict]]:
     return [(r.model, r.parameters) for r in models], rows
 
 
+def dataset_counts(run) -> dict[str, list]:
+    """dataset -> [suite, asked, matching] over the run's as-written samples."""
+    mine: dict[str, list] = {}
+    for where, sample in run.located_samples():
+        if sample.get("condition") == "as-written":
+            dataset, suite, matches = checked_sample(where, sample)
+            entry = mine.setdefault(dataset, [suite, 0, 0])
+            entry[1] += 1
+            entry[2] += matches
+    return mine
+
+
+def checked_sample(where: str, sample: dict) -> tuple[str, str, bool]:
+    """(dataset, suite, matches) of a sample at `where` ("file:line"), as mwe writes them: text, text (or
+    none) and true or false. A hand edit ("matches": "no", a list for a dataset) is an AlignlabError naming
+    the key, not a miscount or a traceback."""
+    sample = {"suite": "", **sample}
+    for key, kind, what in (
+        ("dataset", str, "text"),
+        ("suite", str, "text"),
+        ("matches", bool, "true or false"),
+    ):
+        if key not in sample:
+            raise AlignlabError(f"{where}: a sample without {key!r}")
+        if not isinstance(sample[key], kind):
+            raise AlignlabError(f"{where}: {key!r} is {short_name(sample[key])}, expected {what}")
+    return sample["dataset"], sample["suite"], sample["matches"]
+
+
 def scaling_table_rows(models, rows) -> tuple[tuple[str, ...], list[tuple]]:
     from alignlab.report.figures import parameter_label
 
@@ -166,7 +205,7 @@ def scaling_table_rows(models, rows) -> tuple[tuple[str, ...], list[tuple]]:
     body = []
     for r in rows:
         t = r["trend"]
-        slope = "n/a" if t.slope != t.slope else f"{t.slope:+.3f} [{t.ci_low:+.3f}, {t.ci_high:+.3f}]"
+        slope = "n/a" if t.slope != t.slope else f"{t.slope:+.3f} {_interval(t)}"
         body.append(
             (
                 r["dataset"],
@@ -179,6 +218,11 @@ def scaling_table_rows(models, rows) -> tuple[tuple[str, ...], list[tuple]]:
             )
         )
     return headers, body
+
+
+def _interval(t) -> str:
+    """The slope's 95% interval; none where every share is 0, or every share 1 (no variance to scale)."""
+    return "(CI n/a)" if t.ci_low != t.ci_low else f"[{t.ci_low:+.3f}, {t.ci_high:+.3f}]"
 
 
 def flagged_figure(models, rows, most: int = 12):
