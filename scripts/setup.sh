@@ -51,7 +51,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 step "installing alignlab and its dependencies" "${pip[@]}" -e ".[dev]"
 if [ "$extras" = 1 ]; then
-  step "installing the extras (llama-cpp-python compiles llama.cpp once: ~4 min on 2 cores; ray, lm-eval, playwright, mkdocs, inspect-ai)" \
+  step "installing the extras (llama-cpp-python compiles llama.cpp once: about 14 min on 2 cores, unless pip has the wheel cached; ray, lm-eval, playwright, mkdocs, inspect-ai)" \
     "${pip[@]}" -e ".[dev,llamacpp,ray,bench,browser,docs,inspect]"
   if ! command -v chromium >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
