@@ -58,3 +58,24 @@ def test_no_lines_when_progress_is_off(capsys):
 
     Engine(StubBackend(), show_progress=False).run_tasks({0: task()}, lambda s: None)
     assert capsys.readouterr().err == ""
+
+
+def test_requests_answered_show_while_a_blocks_samples_wait(monkeypatch):
+    # one task asking many requests: its sample waits for the last batch, the count of requests moves
+    monkeypatch.setenv("ALIGNLAB_PROGRESS_INTERVAL", "0.01")
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+
+    class Slow(StubBackend):
+        def score(self, requests):
+            time.sleep(0.05)
+            return super().score(requests)
+
+    def task():
+        results = yield [ScoreRequest(prompt=f"q{i}", continuations=(" a",)) for i in range(40)]
+        return {"id": 0, "n": len(results)}
+
+    Engine(Slow(), batch_size=4, max_concurrency=1, show_progress=True).run_tasks({0: task()}, lambda s: None)
+    waiting = [line for line in stream.getvalue().splitlines() if line.startswith("samples: 0/1")]
+    assert any("requests answered" in line for line in waiting), stream.getvalue()
+    assert "40 requests answered" in stream.getvalue().splitlines()[-1]

@@ -60,7 +60,7 @@ class PlainProgress:
             for task in self.tasks.values():
                 self._line(task, final=True)
 
-    def add_task(self, description: str, total: int) -> int:
+    def add_task(self, description: str, total: int, **fields) -> int:
         with self.lock:
             key = len(self.tasks)
             self.tasks[key] = {
@@ -68,6 +68,7 @@ class PlainProgress:
                 "total": total,
                 "done": 0,
                 "start": time.monotonic(),
+                "fields": dict(fields),
             }
             self._line(self.tasks[key])
         return key
@@ -75,6 +76,10 @@ class PlainProgress:
     def advance(self, key: int, amount: int = 1) -> None:
         with self.lock:
             self.tasks[key]["done"] += amount
+
+    def update(self, key: int, **fields) -> None:
+        with self.lock:
+            self.tasks[key]["fields"].update(fields)
 
     def _tick(self) -> None:
         while not self.stopped.wait(self.interval):
@@ -90,6 +95,8 @@ class PlainProgress:
             parts[0] += f" ({100 * done / total:.0f}%)"
         rate = done / elapsed if elapsed > 0 and done else 0.0
         parts.append(f"{rate:.2f}/s" if rate else "-/s")
+        if task["fields"].get("requests"):  # moves while samples wait for the rest of their block's batches
+            parts.append(f"{task['fields']['requests']} requests answered")
         parts.append(f"{_duration(elapsed)} elapsed")
         if not final and rate and total:
             parts.append(f"eta {_duration((total - done) / rate)}")

@@ -80,6 +80,7 @@ def make_progress(enabled: bool = True) -> Progress | PlainProgress:
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[requests]} requests"),
         console=Console(file=sys.stderr),
         disable=not enabled,
         transient=False,
@@ -101,6 +102,10 @@ class Engine:
     max_concurrency: int = 8
     show_progress: bool = True
     record_replies: bool = False
+    # told the requests answered so far (run_tasks' progress): a block's samples can all wait for its last
+    # batches, and a count of samples alone would then stand still for minutes
+    on_answered: Callable[[int], None] | None = None
+    answered: int = 0
 
     @property
     def chunk_size(self) -> int:
@@ -143,13 +148,17 @@ class Engine:
         progress = make_progress(self.show_progress)
         count = 0
         with progress:
-            bar = progress.add_task(description, total=len(tasks) - len(done))
-            for key, sample in self._drive(tasks, done):
-                if key in done:
-                    continue
-                on_sample(sample)
-                count += 1
-                progress.advance(bar)
+            bar = progress.add_task(description, total=len(tasks) - len(done), requests=0)
+            self.answered, self.on_answered = 0, lambda answered: progress.update(bar, requests=answered)
+            try:
+                for key, sample in self._drive(tasks, done):
+                    if key in done:
+                        continue
+                    on_sample(sample)
+                    count += 1
+                    progress.advance(bar)
+            finally:
+                self.on_answered = None
         return count
 
     @property
@@ -223,6 +232,9 @@ class Engine:
                 for at in range(0, len(entries), size):
                     chunk = entries[at : at + size]
                     results = self._answer(model, [e[2] for e in chunk], [e[0] for e in chunk])
+                    self.answered += len(chunk)
+                    if self.on_answered is not None:
+                        self.on_answered(self.answered)
                     for (key, index, _), result in zip(chunk, results, strict=True):
                         answers[(key, index)] = result
                         missing[key] -= 1
