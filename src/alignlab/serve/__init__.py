@@ -3,7 +3,8 @@
 `serve(backend)` starts a server in a background thread (tests, notebooks); `alignlab serve --model SPEC`
 runs one in the foreground (`serve.cli`). The app is in `serve.app`, the API's fields in `serve.openai_api`,
 and the model's thread, which batches concurrent requests, in `serve.batcher`. There is no authentication:
-the server binds to 127.0.0.1 unless told otherwise.
+the server binds to 127.0.0.1 unless told otherwise. Stopping answers waiting clients 503 at once and does
+not wait for a running generation (it ends with the process).
 """
 
 from __future__ import annotations
@@ -59,7 +60,19 @@ class RunningServer:
             timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(config)
+        self._stop_batcher_first(self.server)
         self._thread: threading.Thread | None = None
+
+    def _stop_batcher_first(self, server) -> None:
+        """Stop the batcher as uvicorn starts its shutdown: waiting clients get their 503 at once, rather than
+        holding their connections (and the shutdown) until the graceful timeout."""
+        shutdown = server.shutdown
+
+        async def shutdown_after_stop(sockets=None) -> None:
+            self.batcher.stop()
+            await shutdown(sockets=sockets)
+
+        server.shutdown = shutdown_after_stop
 
     @property
     def base_url(self) -> str:

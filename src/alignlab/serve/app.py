@@ -12,9 +12,11 @@
 models) and "no-logprobs" (no /v1/completions; the chat endpoint drops `logprobs`/`top_logprobs` and answers
 `logprobs: null`: Anthropic's API behind an OpenAI-compatible gateway).
 
-Errors are the OpenAI error object with a status: 400 for a bad request or one the model cannot do, 404 for
-another model or path, 413 for a body over 64 MiB, 500 (with one log line) for a bug. A client that goes
-away before its answer leaves one log line and its queued work is dropped.
+Errors are the OpenAI error object with a status: 400 for a bad request or one the model cannot do (a
+`max_tokens` beyond the model's context window included), 404 for another model or path, 413 for a body
+over 64 MiB, 500 (with one log line) for a bug, 503 once the server is shutting down. A client that goes
+away before its answer leaves one log line and its queued work is dropped; work already running on the
+model ends unread (backends cannot be interrupted mid-batch), which the bound on `max_tokens` keeps short.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from starlette.exceptions import HTTPException
 from alignlab.errors import AlignlabError
 from alignlab.models.base import Backend
 from alignlab.serve import openai_api
-from alignlab.serve.batcher import Batcher
+from alignlab.serve.batcher import Batcher, Stopped
 from alignlab.serve.openai_api import BadRequest
 
 log = logging.getLogger("alignlab.serve")
@@ -43,6 +45,16 @@ Handler = Callable[[openai_api.Submit, dict, str], Awaitable[dict]]
 
 
 API_SHAPES = ("full", "chat-only", "no-logprobs")
+
+
+def context_window(backend: Backend) -> int | None:
+    """Tokens the model can hold (transformers: `max_context`, llama.cpp: `_n_ctx`); None where unknown,
+    as for a remote API."""
+    for attribute in ("max_context", "_n_ctx"):
+        value = getattr(backend, attribute, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 def make_app(
@@ -59,6 +71,7 @@ def make_app(
     app = FastAPI(title="alignlab serve", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.batcher = batcher
     app.state.model_name = name
+    window = context_window(backend)
 
     async def card() -> dict:
         if not fingerprint:
@@ -92,7 +105,7 @@ def make_app(
     async def completions(request: Request):
         if api != "full":  # as OpenAI answers a chat model's completions request
             return _error(404, f"{name!r} is a chat model: /v1/completions is not served ({api} API)")
-        return await _answer(request, openai_api.completions, batcher, name)
+        return await _answer(request, openai_api.completions, batcher, name, window)
 
     async def chat_without_logprobs(submit, body: dict, model: str) -> dict:
         body = {k: v for k, v in body.items() if k not in ("logprobs", "top_logprobs")}
@@ -102,7 +115,7 @@ def make_app(
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
-        return await _answer(request, chat_handler, batcher, name)
+        return await _answer(request, chat_handler, batcher, name, window)
 
     # vLLM's tokenizer endpoints: lm-evaluation-harness's local-completions finds them and then needs no
     # tokenizer of its own (tokenizer_backend=auto); they run on the model's thread, as fast tokenizers need
@@ -167,10 +180,16 @@ def make_app(
             return _error(404, f"no such endpoint: {request.method} {request.url.path}")
         return _error(exc.status_code, str(exc.detail))
 
+    @app.exception_handler(Stopped)
+    async def stopped(request: Request, exc: Stopped):  # e.g. /v1/models waiting for the fingerprint
+        return _error(503, str(exc), "server_error")
+
     return app
 
 
-async def _answer(request: Request, handler: Handler, batcher: Batcher, name: str) -> Response:
+async def _answer(
+    request: Request, handler: Handler, batcher: Batcher, name: str, window: int | None
+) -> Response:
     path = request.url.path
     pending: list[Future] = []
 
@@ -181,23 +200,18 @@ async def _answer(request: Request, handler: Handler, batcher: Batcher, name: st
 
     try:
         body = await _read_json(request)
-        openai_api.check_common(body, name)
+        openai_api.check_common(body, name, window)
         task = asyncio.ensure_future(handler(submit, body, name))
         while True:
             done, _ = await asyncio.wait({task}, timeout=0.1)
             if done:
                 break
             if await request.is_disconnected():
-                task.cancel()
-                dropped = sum(future.cancel() for future in pending)
-                log.warning(
-                    "client %s went away before the answer to POST %s (%d queued jobs dropped)",
-                    _peer(request),
-                    path,
-                    dropped,
-                )
+                _went_away(request, task, pending)
                 return Response(status_code=499)
         return JSONResponse(task.result())
+    except Stopped as exc:
+        return _error(503, str(exc), "server_error")
     except BadRequest as exc:
         return _error(exc.status, str(exc))
     except AlignlabError as exc:  # the backend's own one-line errors (unsupported request, token ids, ...)
@@ -208,6 +222,20 @@ async def _answer(request: Request, handler: Handler, batcher: Batcher, name: st
     finally:
         for future in pending:
             future.cancel()  # no-op for work done or running
+
+
+def _went_away(request: Request, task: asyncio.Task, pending: list[Future]) -> None:
+    """Drop the work of a client that left; the log line says what still runs (it cannot be stopped)."""
+    task.cancel()
+    running = sum(future.running() for future in pending)
+    dropped = sum(future.cancel() for future in pending)
+    log.warning(
+        "client %s went away before the answer to POST %s (%d queued jobs dropped%s)",
+        _peer(request),
+        request.url.path,
+        dropped,
+        f"; {running} already running, left to end unread" if running else "",
+    )
 
 
 async def _read_json(request: Request) -> dict:

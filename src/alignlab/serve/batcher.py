@@ -3,7 +3,10 @@
 Every backend and tokenizer call happens on the batcher's thread (fast tokenizers must not be used from two
 threads at once, and a model computes one batch at a time anyway). A job waits for its batch while the
 thread finishes the one before; whatever queued meanwhile (from any number of requests) runs together.
-A job whose client went away before its batch started is dropped (its future was cancelled).
+A job whose client went away before its batch started is dropped (its future was cancelled); a batch
+already running goes to its end (backends cannot be interrupted mid-batch; `max_tokens` is bounded by the
+model's context window, in serve.openai_api). `stop()` answers every waiting job with `Stopped` at once and
+leaves a running batch to die with the process, so Ctrl-C does not wait for a long generation.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from collections import Counter
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, replace
 
 from alignlab.errors import UnsupportedRequest
@@ -49,6 +53,13 @@ class Echo:
     top: int
 
 
+class Stopped(Exception):
+    """The server stopped before this job's answer (its client gets a 503)."""
+
+    def __init__(self) -> None:
+        super().__init__("the server is shutting down")
+
+
 @dataclass
 class _Job:
     work: Generation | Echo
@@ -63,23 +74,78 @@ class Batcher:
         self.batches = 0  # batches run (a test reads this to see requests share them)
         self.largest_batch = 0
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        # stop() and the model's thread agree under this lock on which jobs stop() must answer
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._running: list[_Job] = []
+        self._running_since = 0.0
+        self.abandoned = False  # closed while a batch still ran on the model's thread
         self._thread = threading.Thread(target=self._loop, name="alignlab-serve-model", daemon=True)
         self._thread.start()
 
     def submit(self, work: Generation | Echo) -> Future:
-        future: Future = Future()
-        self._queue.put(_Job(work, future))
-        return future
+        return self._put(work)
 
     def call(self, function, *args) -> Future:
         """Run any backend call on the model's thread, in order with the batches (e.g. the fingerprint)."""
+        return self._put(_Call(function, args))
+
+    def _put(self, work) -> Future:
         future: Future = Future()
-        self._queue.put(_Job(_Call(function, args), future))  # type: ignore[arg-type]
+        with self._lock:
+            if self._stopping:
+                future.set_exception(Stopped())
+            else:
+                self._queue.put(_Job(work, future))
         return future
 
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+    def stop(self) -> None:
+        """Answer every job now with `Stopped`: the queued ones and those of the running batch, whose
+        result nobody will read (the batch itself cannot be interrupted; its thread is a daemon)."""
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
+            waiting = self._drain()
+            self._queue.put(None)
+            running = list(self._running)
+        for job in waiting:
+            if job.future.set_running_or_notify_cancel():
+                _resolve(job.future, error=Stopped())
+        for job in running:
+            _resolve(job.future, error=Stopped())
+
+    def close(self, wait_s: float = 1.0) -> None:
+        """`stop()`, then wait at most `wait_s` for the model's thread; a long batch is left running, said
+        in one line, and ends with the process (waiting for it kept Ctrl-C waiting for minutes)."""
+        self.stop()
+        self._thread.join(timeout=wait_s)
+        self.abandoned = self._thread.is_alive()
+        if self.abandoned:
+            what = self.busy() or "ending"
+            log.warning(
+                "stopping without waiting for the model's running batch (%s); its answers are dropped", what
+            )
+
+    def busy(self) -> str:
+        """What the model's thread is running, e.g. "2 generations, for 12 s" ("" when idle)."""
+        with self._lock:
+            jobs, since = list(self._running), self._running_since
+        if not jobs:
+            return ""
+        kinds = Counter(_KIND_NAMES.get(type(job.work), ("call", "calls")) for job in jobs)
+        what = ", ".join(f"{n} {names[n != 1]}" for names, n in kinds.items())
+        return f"{what}, for {time.monotonic() - since:.0f} s"
+
+    def _drain(self) -> list[_Job]:
+        jobs = []
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return jobs
+            if job is not None:
+                jobs.append(job)
 
     # -- the model's thread
 
@@ -102,9 +168,25 @@ class Batcher:
             live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
             if len(live) < len(jobs):
                 log.debug("dropped %d queued jobs whose clients went away", len(jobs) - len(live))
-            self._run(live)
+            if not self._begin(live):
+                return
+            try:
+                self._run(live)
+            finally:
+                with self._lock:
+                    self._running = []
             if stop:
                 return
+
+    def _begin(self, jobs: list[_Job]) -> bool:
+        """Mark `jobs` running, for stop() to answer; False (each answered `Stopped`) once stopping."""
+        with self._lock:
+            if not self._stopping:
+                self._running, self._running_since = jobs, time.monotonic()
+                return True
+        for job in jobs:
+            _resolve(job.future, error=Stopped())
+        return False
 
     def _run(self, jobs: list[_Job]) -> None:
         calls = [j for j in jobs if isinstance(j.work, _Call)]
@@ -183,7 +265,11 @@ class _Call:
 
 def _settle(jobs: list[_Job], compute) -> None:
     """Run one batch; its results go to each job's future. A batch that fails is run again one job at a time,
-    so one client's bad request (a token id out of range, a prompt over the context window) fails alone."""
+    so one client's bad request (a token id out of range, a prompt over the context window) fails alone.
+    Jobs already answered (by stop()) are not run."""
+    jobs = [job for job in jobs if not job.future.done()]
+    if not jobs:
+        return
     try:
         results = compute([job.work for job in jobs])
     except Exception as exc:  # the request handlers decide what the client sees
@@ -191,7 +277,21 @@ def _settle(jobs: list[_Job], compute) -> None:
             for job in jobs:
                 _settle([job], compute)
             return
-        jobs[0].future.set_exception(exc)
+        _resolve(jobs[0].future, error=exc)
         return
     for job, result in zip(jobs, results, strict=True):
-        job.future.set_result(result)
+        _resolve(job.future, result)
+
+
+def _resolve(future: Future, result=None, error: Exception | None = None) -> None:
+    """Settle a future unless stop() already did (its batch ran on, unread)."""
+    try:
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+    except InvalidStateError:
+        pass
+
+
+_KIND_NAMES = {Generation: ("generation", "generations"), Echo: ("logprob request", "logprob requests")}

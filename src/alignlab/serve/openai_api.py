@@ -4,7 +4,8 @@ Fields honoured: `prompt` as a string, a list of strings, token ids or a list of
 `seed` (choice i of a prompt samples with seed + i; no seed: a fresh random one per request); `temperature`,
 `top_p`, `max_tokens`/`max_completion_tokens`; `echo`; `logprobs` (completions: an integer 0-5, the most
 likely tokens per position as `top_logprobs`; chat: `logprobs: true` with `top_logprobs` 0-20). Refused with
-400: streaming, `suffix`, and values out of range. Other fields are ignored, as vLLM ignores them.
+400: streaming, `suffix`, and values out of range (`max_tokens` beyond the model's context window, where
+known, included). Other fields are ignored, as vLLM ignores them.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ class BadRequest(Exception):
 # ---- parsing ------------------------------------------------------------------------------------------
 
 
-def check_common(body: dict, model_name: str) -> None:
+def check_common(body: dict, model_name: str, window: int | None = None) -> None:
+    """Fields both endpoints share; `window`: the model's context window in tokens (None: unknown)."""
     model = body.get("model")
     if model is not None and model != model_name:
         raise BadRequest(f"model {model!r} is not served here (serving {model_name!r})", 404)
@@ -46,6 +48,18 @@ def check_common(body: dict, model_name: str) -> None:
         raise BadRequest("streaming is not supported")
     if body.get("suffix"):
         raise BadRequest("suffix is not supported")
+    _check_window(body, window)
+
+
+def _check_window(body: dict, window: int | None) -> None:
+    """A max_tokens no generation can reach is refused: it was a client's typo that held the model for
+    minutes (a running generation cannot be stopped when its client leaves)."""
+    name = "max_tokens" if body.get("max_tokens") is not None else "max_completion_tokens"
+    value = body.get(name)
+    if window is None or not isinstance(value, int) or isinstance(value, bool):
+        return  # other wrong values are sampling()'s to refuse
+    if value > window:
+        raise BadRequest(f"{name} must be at most {window} (the model's context window), got {value}")
 
 
 def _int(body: dict, name: str, default: int | None, low: int, high: int | None = None) -> int | None:
