@@ -454,7 +454,10 @@ def test_generate_evals_on_the_bundled_model(tmp_path):
     assert "kept (balanced)" in done.stdout
     summary = json.loads((tmp_path / "run" / "metrics.json").read_text())["conditions"]["generated"]
     assert summary["funnel"]["generated"] == {"agree": 6, "disagree": 6}
-    rows = [json.loads(x) for x in out.open()] if out.stat().st_size else []
+    if not summary["kept"]:  # nothing kept (a 135M judge may agree with nothing): no dataset is written
+        assert not out.exists() and "no dataset was written" in done.stdout
+        return
+    rows = [json.loads(x) for x in out.open()]
     assert len(rows) == summary["kept"] and sum(
         r["answer_matching_behavior"] == " Yes" for r in rows
     ) * 2 == len(rows)
