@@ -33,3 +33,21 @@ def _scripted_specs_skip_the_form_check(monkeypatch):
             real_check(spec)
 
     monkeypatch.setattr(models, "check_spec", check)
+
+
+@pytest.fixture
+def serving():
+    """Start `alignlab serve` around a backend (backend, **options -> the running server); every server is
+    closed after the test."""
+    from alignlab.serve import serve
+
+    servers = []
+
+    def start(backend, **kwargs):
+        server = serve(backend, **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()

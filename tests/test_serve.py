@@ -16,24 +16,19 @@ from test_openai_backend import CharBackend
 
 from alignlab.cli import main
 from alignlab.models.base import GenerateRequest, GenerateResult, ScoreRequest
-from alignlab.serve import serve
 
 openai = pytest.importorskip("openai")
 
 
 @pytest.fixture
-def served():
+def served(serving):
     """Start `alignlab serve` around a backend; yields backend -> (openai client, server)."""
-    servers = []
 
     def start(backend, **kwargs):
-        server = serve(backend, **kwargs)
-        servers.append(server)
+        server = serving(backend, **kwargs)
         return openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0), server
 
-    yield start
-    for server in servers:
-        server.close()
+    return start
 
 
 @pytest.fixture(scope="module")

@@ -21,24 +21,15 @@ from test_openai_backend import CharBackend
 from alignlab.cli import main
 from alignlab.models import load_model, parse_spec
 from alignlab.models.base import GenerateRequest
-from alignlab.serve import RunningServer, batcher, serve
+from alignlab.serve import RunningServer, batcher
 from alignlab.serve import cli as serve_command
 from alignlab.serve.batcher import Batcher, Generation
 
 
 @pytest.fixture
-def served():
-    """Start `alignlab serve` around a backend; yields backend -> server."""
-    servers = []
-
-    def start(backend, **kwargs):
-        server = serve(backend, **kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
+def served(serving):
+    """backend -> server (conftest's `serving`)."""
+    return serving
 
 
 class WindowedBackend(CharBackend):
