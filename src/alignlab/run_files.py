@@ -13,7 +13,8 @@ METRICS = "metrics.json"
 # (the engine reruns a block's done tasks to batch as a whole run would); gone once the run is whole
 JOURNAL = "responses.sqlite"
 JOURNAL_FILES = (JOURNAL, f"{JOURNAL}-wal", f"{JOURNAL}-shm")  # SQLite's database and its side files
-RECORDS = (CONFIG, SAMPLES, METRICS, "run.log", *JOURNAL_FILES)  # what a run writes and reads back
+OPENED = (CONFIG, SAMPLES, "run.log", *JOURNAL_FILES)  # what opening a run makes, before any result
+RECORDS = (*OPENED, METRICS)  # what a run writes and reads back
 
 
 def is_run(folder: Path) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 from alignlab.atomic import remove_stale_temporaries, write_text_atomic
 from alignlab.engine.samples import SampleLog
 from alignlab.errors import AlignlabError
-from alignlab.run_files import CONFIG, JOURNAL, JOURNAL_FILES, METRICS, SAMPLES, is_run  # noqa: F401
+from alignlab.run_files import CONFIG, JOURNAL, JOURNAL_FILES, METRICS, OPENED, SAMPLES, is_run  # noqa: F401
 
 
 def versions() -> dict[str, str]:
@@ -163,7 +163,7 @@ class RunFolder:
     def discard(self, remove_dir: bool) -> None:
         """Take back a run that failed before its first sample: its config, empty log, journal and run.log
         (and the folder, when this run made it and nothing else is in it)."""
-        for name in (CONFIG, SAMPLES, "run.log", *JOURNAL_FILES):
+        for name in OPENED:
             (self.path / name).unlink(missing_ok=True)
         if remove_dir:
             with contextlib.suppress(OSError):  # something else is in it: leave it
@@ -176,9 +176,7 @@ class RunFolder:
             return False
         names = {p.name for p in self.path.iterdir()}
         samples = self.path / SAMPLES
-        if names - {CONFIG, SAMPLES, "run.log", *JOURNAL_FILES} or (
-            samples.exists() and samples.stat().st_size
-        ):
+        if names - set(OPENED) or (samples.exists() and samples.stat().st_size):
             return False
         self.discard(remove_dir)
         return True
